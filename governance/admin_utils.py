@@ -1,0 +1,42 @@
+"""Shared admin plumbing: admin forms validate, services write, errors come back as messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from governance.errors import DomainError
+
+
+def error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return "; ".join(f"{field}: {' '.join(m for e in errs for m in e.messages)}" for field, errs in exc.error_dict.items())
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+class ServiceBackedAdmin(admin.ModelAdmin):
+    """Admin whose saves call services. A refusal rolls back and returns to the form with the reason."""
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (DomainError, ValidationError) as exc:
+            self.message_user(request, f"Nothing was saved: {error_text(exc)}", level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:  # pragma: no cover - deletion is disabled
+        raise DomainError("governed objects are retired, not deleted")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def changed_values(form: Any) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}

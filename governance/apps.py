@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(sender: AppConfig, **kwargs: Any) -> None:
+    # post_migrate is sent once per app, in INSTALLED_APPS order, and each app's
+    # permissions are created by its own signal; only after the last app do they all
+    # exist. A data migration would run before them.
+    if sender.label != list(apps.get_app_configs())[-1].label:
+        return
+    from governance.services import roles_sync
+
+    roles_sync()
+
+
+class GovernanceConfig(AppConfig):
+    name = "governance"
+    verbose_name = "Governance"
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")

@@ -1,0 +1,59 @@
+"""Domain errors raised by services and translated to HTTP by one handler.
+
+Services raise these (or Django's ``ValidationError`` for per-field problems); views,
+admin and commands never decide status codes or messages themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A request the domain refuses. ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.message, **self.detail}
+
+
+class InvalidTransition(DomainError):
+    status = 409
+    code = "invalid_transition"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsafeArtifact(DomainError):
+    status = 400
+    code = "unsafe_artifact"
+
+
+class InvalidArtifact(DomainError):
+    status = 400
+    code = "invalid_artifact"
+
+
+class InvalidDataset(DomainError):
+    status = 400
+    code = "invalid_dataset"
+
+
+class NotPermitted(DomainError):
+    status = 403
+    code = "permission_denied"

@@ -1,0 +1,53 @@
+"""python manage.py demo: migrate, seed a realistic inventory, and serve the admin."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from governance.demo import seed
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up the demo organisation (users per role, desks), register real NVDA/ORCL price datasets, "
+        "train one scikit-learn model per complexity class, move them through the first lifecycle steps, "
+        "write var/demo/summary.json, then serve the admin on 127.0.0.1:8000. Idempotent."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="Seed and exit without serving the admin.")
+        parser.add_argument("--addrport", default="127.0.0.1:8000", help="Where to serve (default 127.0.0.1:8000).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        report = seed.run(password_from_env=os.environ.get("DEMO_PASSWORD") or None)
+        summary_path = Path(settings.VAR_DIR) / "demo" / "summary.json"
+        summary = seed.write_summary(summary_path)
+
+        out = self.stdout
+        out.write(self.style.SUCCESS(f"Demo ready: {len(report.created)} new objects."))
+        for line in report.created:
+            out.write(f"  + {line}")
+        out.write("\nInventory:")
+        for m in summary["models"]:
+            out.write(
+                f"  {m['name']:<30} {m['type']:<20} {m['complexity']:<9} tier {m['risk_tier']}  {m['lifecycle_status']}"
+            )
+        failed = [d["name"] for d in summary["datasets"] if d["validation"] != "passed"]
+        out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
+        out.write(f"Summary written to {summary_path}")
+        out.write(
+            f"\nUsers: alice, bob (model owners), vera (validator), carl (compliance), rita (regulator), "
+            f"ian (internal auditor), admin (superuser)\nPassword ({report.password_source}): {report.password}\n"
+            f"Also saved in {report.credentials_file}"
+        )
+        if options["no_serve"]:
+            return
+        out.write(self.style.SUCCESS(f"\nServing the admin on http://{options['addrport']}/admin/ (Ctrl-C to stop)"))
+        call_command("runserver", options["addrport"], use_reloader=False)

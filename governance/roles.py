@@ -1,0 +1,58 @@
+"""The organisation's roles, as Django groups with model permissions.
+
+Object-level scoping (which models a user may see) is added on top of these by the
+selectors; the groups say what kind of thing each role may do at all.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    MODEL_OWNER = "model owner"
+    MODEL_DEVELOPER = "model developer"
+    VALIDATOR = "validator"
+    RISK_MANAGER = "risk manager"
+    COMPLIANCE_OFFICER = "compliance officer"
+    INTERNAL_AUDITOR = "internal auditor"
+    REGULATOR = "regulator"
+    ADMINISTRATOR = "administrator"
+
+
+_REGISTRY = ("model", "modelversion", "dataset")
+
+# codename -> roles. "transition_modelversion" is the lifecycle permission.
+ROLE_PERMISSIONS: dict[Role, set[str]] = {
+    Role.MODEL_OWNER: {
+        *(f"{action}_{name}" for name in _REGISTRY for action in ("add", "change", "view")),
+        "transition_modelversion",
+        "view_desk",
+    },
+    Role.MODEL_DEVELOPER: {
+        "view_model",
+        *(f"{action}_{name}" for name in ("modelversion", "dataset") for action in ("add", "change", "view")),
+        "view_desk",
+    },
+    Role.VALIDATOR: {"view_model", "view_modelversion", "view_dataset", "transition_modelversion", "view_desk"},
+    Role.RISK_MANAGER: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event"},
+    Role.COMPLIANCE_OFFICER: {
+        "view_model",
+        "view_modelversion",
+        "view_dataset",
+        "transition_modelversion",
+        "view_desk",
+        "view_event",
+    },
+    Role.INTERNAL_AUDITOR: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event"},
+    Role.REGULATOR: set(),
+    Role.ADMINISTRATOR: {
+        *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),
+        "transition_modelversion",
+        "view_event",
+        "add_user",
+        "change_user",
+        "view_user",
+        "view_group",
+    },
+}

@@ -1,0 +1,303 @@
+"""Compliance officers' and owners' view of the inventory. Saves and actions call services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from governance.admin_utils import ServiceBackedAdmin, changed_values, error_text
+from governance.errors import DomainError
+from models_registry import artifacts, datasets, lifecycle, selectors, services
+from models_registry.choices import LifecycleStatus
+from models_registry.models import Dataset, Model, ModelVersion
+
+
+class LifecycleStatusFilter(admin.SimpleListFilter):
+    title = "lifecycle status"
+    parameter_name = "lifecycle_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(LifecycleStatus.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(lifecycle_status=self.value())
+        return queryset
+
+
+@admin.register(Model)
+class ModelAdmin(ServiceBackedAdmin):
+    list_display = ["name", "purpose", "desk", "owner", "model_type", "complexity_display", "risk_tier", "status_display"]
+    list_filter = ["purpose", "risk_tier", LifecycleStatusFilter, "desk", "model_type"]
+    search_fields = ["name", "description", "objectives"]
+    readonly_fields = ["complexity_display", "risk_tier", "tier_rationale", "status_display", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "purpose", "desk", "owner", "description"]}),
+        ("Problem definition", {"fields": ["objectives", "success_criteria", "constraints"]}),
+        (
+            "Complexity and risk tier",
+            {
+                "fields": [
+                    "model_type",
+                    "complexity_display",
+                    "materiality",
+                    "risk_tier",
+                    "tier_rationale",
+                    "risk_tier_override",
+                    "risk_tier_override_justification",
+                ]
+            },
+        ),
+        ("Lifecycle", {"fields": ["status_display", "created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.model_list(user=request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
+
+    @admin.display(description="complexity")
+    def complexity_display(self, obj: Model) -> str:
+        return obj.complexity.label if obj.model_type else "—"
+
+    @admin.display(description="lifecycle status", ordering="lifecycle_status")
+    def status_display(self, obj: Model) -> str:
+        return LifecycleStatus(getattr(obj, "lifecycle_status", "draft")).label
+
+    def save_model(self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            services.model_update(actor=request.user, model=obj, changes=changed_values(form))
+            return
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.MODEL_UPDATABLE_FIELDS | {"name"}}
+        created = services.model_create(actor=request.user, **data)
+        obj.pk = created.pk
+
+
+class DatasetAdminForm(forms.ModelForm):
+    upload = forms.FileField(required=False, help_text="CSV file with a header row.")
+    rules = forms.JSONField(required=False, initial=dict, help_text="Declarative cleansing and validation rules (JSON).")
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "name",
+            "description",
+            "source_kind",
+            "collection_policy",
+            "storage_location",
+            "classification",
+            "desk",
+            "owner",
+            "time_column",
+            "rules",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields.pop("upload")
+            self.fields["name"].disabled = True
+            self.fields["time_column"].disabled = True
+        else:
+            self.fields["upload"].required = True
+
+    def clean_rules(self) -> dict[str, Any]:
+        rules = self.cleaned_data.get("rules") or {}
+        try:
+            datasets.parse_rules(rules)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["rules"]) from exc
+        return rules
+
+    def clean_upload(self) -> Any:
+        upload = self.cleaned_data.get("upload")
+        if upload is not None and upload.size > settings.GOVERNANCE_MAX_DATASET_BYTES:
+            raise ValidationError(f"the file is larger than {settings.GOVERNANCE_MAX_DATASET_BYTES:,} bytes")
+        return upload
+
+    def _post_clean(self) -> None:
+        # Content-derived fields are computed by the service, not by the form's model validation.
+        pass
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ServiceBackedAdmin):
+    form = DatasetAdminForm
+    list_display = ["name", "source_kind", "classification", "row_count", "time_start", "time_end", "validation_status"]
+    list_filter = ["classification", "source_kind", "validation_status"]
+    search_fields = ["name", "description"]
+    readonly_fields = [
+        "content_sha256",
+        "size_bytes",
+        "row_count",
+        "time_start",
+        "time_end",
+        "schema_display",
+        "validation_status",
+        "validated_at",
+        "validation_report",
+    ]
+    actions = ["run_validation"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.dataset_list(user=request.user)
+
+    @admin.display(description="schema")
+    def schema_display(self, obj: Dataset) -> str:
+        return format_html_join(", ", "{} ({})", ((c["name"], c["dtype"]) for c in obj.schema)) if obj.schema else "—"
+
+    @admin.display(description="last validation")
+    def validation_report(self, obj: Dataset) -> str:
+        if not obj.validation_result:
+            return "not validated yet"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (c["rule"], c["column"] or "", "pass" if c["passed"] else "FAIL", c["message"])
+                for c in obj.validation_result["checks"]
+            ),
+        )
+        cleansing = json.dumps(obj.validation_result.get("cleansing", {}))
+        return format_html(
+            "<p>cleansing: {}</p><table><tr><th>rule</th><th>column</th><th>result</th><th>detail</th></tr>{}</table>",
+            cleansing,
+            rows,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Dataset, form: DatasetAdminForm, change: bool) -> None:
+        if change:
+            services.dataset_update(actor=request.user, dataset=obj, changes=changed_values(form))
+            return
+        data = dict(form.cleaned_data)
+        content = data.pop("upload").read()
+        created = services.dataset_register(actor=request.user, content=content, **data)
+        obj.pk = created.pk
+
+    @admin.action(description="Run cleansing and validation rules")
+    def run_validation(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for dataset in queryset:
+            try:
+                result = services.dataset_validate(actor=request.user, dataset=dataset)
+            except DomainError as exc:
+                self.message_user(request, f"{dataset}: {exc}", level=messages.ERROR)
+                continue
+            level = messages.SUCCESS if result.validation_status == "passed" else messages.WARNING
+            self.message_user(request, f"{dataset}: validation {result.validation_status}", level=level)
+
+
+class ModelVersionAdminForm(forms.ModelForm):
+    upload = forms.FileField(required=False, help_text="skops archive (.skops). Pickle and joblib files are refused.")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "version",
+            "framework",
+            "hyperparameters",
+            "code_repository",
+            "code_commit",
+            "training_dataset",
+            "validation_dataset",
+            "test_dataset",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["framework"].required = False
+        if self.instance.pk:
+            self.fields.pop("upload")
+            self.fields["model"].disabled = True
+            self.fields["version"].disabled = True
+        else:
+            self.fields["upload"].required = True
+
+    def clean_upload(self) -> Any:
+        upload = self.cleaned_data.get("upload")
+        if upload is None:
+            return upload
+        if upload.size > settings.GOVERNANCE_MAX_ARTIFACT_BYTES:
+            raise ValidationError(f"the artifact is larger than {settings.GOVERNANCE_MAX_ARTIFACT_BYTES:,} bytes")
+        try:
+            artifacts.inspect_artifact(upload.read())
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        upload.seek(0)
+        return upload
+
+    def _post_clean(self) -> None:
+        pass
+
+
+def _transition_action(target: LifecycleStatus) -> Any:
+    def action(modeladmin: ModelVersionAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        for version in queryset:
+            try:
+                services.model_version_transition(actor=request.user, version=version, to_status=target)
+            except (DomainError, ValidationError) as exc:
+                modeladmin.message_user(request, f"{version}: {error_text(exc)}", level=messages.ERROR)
+            else:
+                modeladmin.message_user(request, f"{version}: now {target.label.lower()}", level=messages.SUCCESS)
+
+    action.__name__ = f"move_to_{target.value}"
+    return admin.action(description=f"Move to: {target.label}", permissions=["transition"])(action)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ServiceBackedAdmin):
+    form = ModelVersionAdminForm
+    list_display = ["__str__", "status", "estimator_class_short", "created_by", "created_at"]
+    list_filter = ["status", "model__purpose", "model__risk_tier"]
+    search_fields = ["model__name", "version", "artifact_sha256"]
+    readonly_fields = [
+        "status",
+        "allowed_transitions",
+        "artifact_sha256",
+        "artifact_size",
+        "artifact_format",
+        "estimator_class",
+        "n_features",
+        "feature_names",
+        "created_by",
+        "created_at",
+        "status_changed_at",
+    ]
+    actions = [_transition_action(status) for status in LifecycleStatus]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.model_version_list(user=request.user)
+
+    def has_transition_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("models_registry.transition_modelversion")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> list[str]:
+        if obj is not None and obj.status not in services.VERSION_EDITABLE_STATUSES:
+            return [*self.readonly_fields, *services.VERSION_UPDATABLE_FIELDS]
+        return list(self.readonly_fields)
+
+    @admin.display(description="estimator")
+    def estimator_class_short(self, obj: ModelVersion) -> str:
+        return obj.estimator_class.rsplit(".", 1)[-1]
+
+    @admin.display(description="allowed transitions")
+    def allowed_transitions(self, obj: ModelVersion) -> str:
+        return ", ".join(lifecycle.allowed_targets(obj.status)) or "none (terminal)"
+
+    def save_model(self, request: HttpRequest, obj: ModelVersion, form: ModelVersionAdminForm, change: bool) -> None:
+        if change:
+            services.model_version_update(actor=request.user, version=obj, changes=changed_values(form))
+            return
+        data = dict(form.cleaned_data)
+        content = data.pop("upload").read()
+        created = services.model_version_create(actor=request.user, artifact=content, **data)
+        obj.pk = created.pk

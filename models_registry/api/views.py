@@ -1,0 +1,175 @@
+"""Inventory API: thin adapters over selectors (reads) and services (writes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from governance.errors import PayloadTooLarge
+from models_registry import selectors, services
+from models_registry.api import serializers as s
+from models_registry.filtersets import DatasetFilterSet, ModelFilterSet, ModelVersionFilterSet
+
+_DATASET_FIELDS = ("training_dataset", "validation_dataset", "test_dataset")
+
+
+def _read_upload(upload: Any, *, limit: int, what: str) -> bytes:
+    # Refuse before reading an oversized upload into memory.
+    if upload.size > limit:
+        raise PayloadTooLarge(f"the {what} is {upload.size:,} bytes; the limit is {limit:,} bytes")
+    return upload.read()
+
+
+class _ScopedViewSet(viewsets.GenericViewSet):
+    """Reads start from a selector; writes validate with an input serializer and call a service."""
+
+    output_serializer_class: type[BaseSerializer]
+    create_serializer_class: type[BaseSerializer]
+    update_serializer_class: type[BaseSerializer]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.action == "create":
+            return self.create_serializer_class
+        if self.action == "partial_update":
+            return self.update_serializer_class
+        return self.output_serializer_class
+
+    def _input(self, serializer_class: type[BaseSerializer], **kwargs: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+        self.restrict_related(serializer)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def restrict_related(self, serializer: BaseSerializer) -> None:
+        """Related objects named in input must be visible to the caller, else 'does not exist'."""
+
+    def _output(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
+        instance = self.get_queryset().get(pk=instance.pk)
+        return Response(self.output_serializer_class(instance, context=self.get_serializer_context()).data, status=status_code)
+
+
+class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):
+    """Models in the inventory: register, list, retrieve, change."""
+
+    output_serializer_class = s.ModelOutputSerializer
+    create_serializer_class = s.ModelCreateSerializer
+    update_serializer_class = s.ModelUpdateSerializer
+    filterset_class = ModelFilterSet
+    search_fields = ["name", "description", "objectives"]
+    ordering_fields = ["name", "risk_tier", "materiality", "created_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.model_list(user=self.request.user)
+
+    @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = self._input(s.ModelCreateSerializer)
+        data.setdefault("owner", request.user)
+        model = services.model_create(actor=request.user, **data)
+        return self._output(model, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ModelUpdateSerializer, responses={200: s.ModelOutputSerializer})
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        model = self.get_object()
+        data = self._input(s.ModelUpdateSerializer, partial=True)
+        reason = data.pop("reason", "")
+        model = services.model_update(actor=request.user, model=model, changes=data, reason=reason)
+        return self._output(model)
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):
+    """Governed datasets: register (CSV upload with rules), list, retrieve, change, validate."""
+
+    output_serializer_class = s.DatasetOutputSerializer
+    create_serializer_class = s.DatasetCreateSerializer
+    update_serializer_class = s.DatasetUpdateSerializer
+    filterset_class = DatasetFilterSet
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at", "row_count"]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.dataset_list(user=self.request.user)
+
+    @extend_schema(request=s.DatasetCreateSerializer, responses={201: s.DatasetOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = self._input(s.DatasetCreateSerializer)
+        upload = data.pop("file")
+        data.setdefault("owner", request.user)
+        content = _read_upload(upload, limit=settings.GOVERNANCE_MAX_DATASET_BYTES, what="dataset")
+        dataset = services.dataset_register(actor=request.user, content=content, **data)
+        return self._output(dataset, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.DatasetUpdateSerializer, responses={200: s.DatasetOutputSerializer})
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        dataset = self.get_object()
+        data = self._input(s.DatasetUpdateSerializer, partial=True)
+        reason = data.pop("reason", "")
+        dataset = services.dataset_update(actor=request.user, dataset=dataset, changes=data, reason=reason)
+        return self._output(dataset)
+
+    @extend_schema(request=None, responses={200: s.DatasetOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def validate(self, request: Request, pk: str | None = None) -> Response:
+        """Run the dataset's declared cleansing and validation rules now."""
+        dataset = services.dataset_validate(actor=request.user, dataset=self.get_object())
+        return self._output(dataset)
+
+
+class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):
+    """Model versions: upload a skops artifact, list, retrieve, change metadata, move through the lifecycle."""
+
+    output_serializer_class = s.ModelVersionOutputSerializer
+    create_serializer_class = s.ModelVersionCreateSerializer
+    update_serializer_class = s.ModelVersionUpdateSerializer
+    filterset_class = ModelVersionFilterSet
+    ordering_fields = ["created_at", "version"]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.model_version_list(user=self.request.user)
+
+    def restrict_related(self, serializer: BaseSerializer) -> None:
+        visible = selectors.dataset_list(user=self.request.user)
+        for name in _DATASET_FIELDS:
+            serializer.fields[name].queryset = visible
+        if "model" in serializer.fields:
+            serializer.fields["model"].queryset = selectors.model_list(user=self.request.user)
+
+    @extend_schema(request=s.ModelVersionCreateSerializer, responses={201: s.ModelVersionOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = self._input(s.ModelVersionCreateSerializer)
+        upload = data.pop("artifact")
+        content = _read_upload(upload, limit=settings.GOVERNANCE_MAX_ARTIFACT_BYTES, what="artifact")
+        version = services.model_version_create(actor=request.user, artifact=content, **data)
+        return self._output(version, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ModelVersionUpdateSerializer, responses={200: s.ModelVersionOutputSerializer})
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        version = self.get_object()
+        data = self._input(s.ModelVersionUpdateSerializer, partial=True)
+        reason = data.pop("reason", "")
+        version = services.model_version_update(actor=request.user, version=version, changes=data, reason=reason)
+        return self._output(version)
+
+    @extend_schema(request=s.TransitionSerializer, responses={200: s.ModelVersionOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        """Move the version to another lifecycle status; 409 lists the allowed ones if not allowed."""
+        version = self.get_object()
+        data = self._input(s.TransitionSerializer)
+        version = services.model_version_transition(
+            actor=request.user, version=version, to_status=data["to"], reason=data["reason"]
+        )
+        return self._output(version)

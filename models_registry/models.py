@@ -1,0 +1,181 @@
+"""The model inventory: models, their versions, and governed datasets."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import OuterRef, Q, Subquery
+
+from models_registry import tiering
+from models_registry.choices import (
+    Classification,
+    Complexity,
+    LifecycleStatus,
+    ModelType,
+    Purpose,
+    RiskTier,
+    SourceKind,
+    ValidationStatus,
+)
+
+version_label_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,49}$",
+    "Use letters, digits and . _ + - (starting with a letter or digit), at most 50 characters.",
+)
+commit_validator = RegexValidator(r"^[0-9a-f]{7,40}$", "A commit is 7 to 40 lowercase hexadecimal characters.")
+
+
+class ModelQuerySet(models.QuerySet):
+    def with_lifecycle_status(self) -> ModelQuerySet:
+        """Annotate ``lifecycle_status``: the status of the model's latest version (or draft)."""
+        latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-created_at", "-pk").values("status")[:1]
+        return self.annotate(lifecycle_status=models.functions.Coalesce(Subquery(latest), models.Value("draft")))
+
+
+class Model(models.Model):
+    """A model in the inventory: what it is for, who owns it, how risky it is."""
+
+    name = models.CharField(max_length=200, unique=True)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    desk = models.ForeignKey("governance.Desk", on_delete=models.PROTECT, related_name="models")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_models")
+    description = models.TextField(blank=True)
+    # Problem definition (the reference article's first step).
+    objectives = models.TextField(blank=True)
+    success_criteria = models.TextField(blank=True)
+    constraints = models.TextField(blank=True)
+    model_type = models.CharField(max_length=30, choices=ModelType.choices)
+    materiality = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Capital at risk, in the base currency (GOVERNANCE_BASE_CURRENCY).",
+    )
+    risk_tier = models.PositiveSmallIntegerField(choices=RiskTier.choices, editable=False)
+    risk_tier_override = models.PositiveSmallIntegerField(choices=RiskTier.choices, null=True, blank=True)
+    risk_tier_override_justification = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(materiality__gte=0), name="model_materiality_non_negative"),
+            models.CheckConstraint(condition=Q(risk_tier__in=[1, 2, 3]), name="model_risk_tier_valid"),
+            models.CheckConstraint(
+                condition=Q(risk_tier_override__isnull=True) | ~Q(risk_tier_override_justification=""),
+                name="model_tier_override_needs_justification",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def complexity(self) -> Complexity:
+        return tiering.complexity_of(self.model_type)
+
+    @property
+    def tier_assessment(self) -> tiering.TierAssessment:
+        return tiering.assess_tier(model_type=self.model_type, capital_at_risk=Decimal(self.materiality))
+
+    @property
+    def computed_tier(self) -> int:
+        return self.tier_assessment.tier
+
+    @property
+    def tier_rationale(self) -> str:
+        computed = self.tier_assessment.rationale
+        if self.risk_tier_override is None:
+            return computed
+        return f"tier {self.risk_tier_override} by override ({self.risk_tier_override_justification}); computed {computed}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored tier is always the effective one, so lists can filter and sort by it.
+        self.risk_tier = self.risk_tier_override or self.computed_tier
+        super().save(*args, **kwargs)
+
+
+class Dataset(models.Model):
+    """A governed dataset: where it comes from, who may see it, and whether it passes its rules."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source_kind = models.CharField(max_length=30, choices=SourceKind.choices)
+    collection_policy = models.TextField(help_text="How and under which terms the data is collected.")
+    storage_location = models.CharField(max_length=500, help_text="Where the governed copy is kept.")
+    classification = models.CharField(max_length=20, choices=Classification.choices)
+    desk = models.ForeignKey("governance.Desk", null=True, blank=True, on_delete=models.PROTECT, related_name="datasets")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_datasets")
+    file = models.FileField(upload_to="datasets/", max_length=300)
+    content_sha256 = models.CharField(max_length=64, editable=False)
+    size_bytes = models.BigIntegerField(editable=False)
+    time_column = models.CharField(max_length=100, blank=True, default="Date")
+    schema = models.JSONField(default=list, editable=False, help_text="Columns and their inferred types.")
+    row_count = models.BigIntegerField(editable=False)
+    time_start = models.DateTimeField(null=True, blank=True, editable=False)
+    time_end = models.DateTimeField(null=True, blank=True, editable=False)
+    rules = models.JSONField(default=dict, blank=True, help_text="Declarative cleansing and validation rules.")
+    validation_status = models.CharField(
+        max_length=20, choices=ValidationStatus.choices, default=ValidationStatus.NOT_VALIDATED, editable=False
+    )
+    validation_result = models.JSONField(null=True, blank=True, editable=False)
+    validated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(row_count__gte=0), name="dataset_row_count_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One trained artifact of a model; the lifecycle applies to versions."""
+
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=50, validators=[version_label_validator])
+    status = models.CharField(max_length=30, choices=LifecycleStatus.choices, default=LifecycleStatus.DRAFT)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    artifact = models.FileField(upload_to="artifacts/", max_length=300)
+    artifact_sha256 = models.CharField(max_length=64, editable=False)
+    artifact_size = models.BigIntegerField(editable=False)
+    artifact_format = models.CharField(max_length=20, default="skops", editable=False)
+    estimator_class = models.CharField(max_length=300, editable=False)
+    feature_names = models.JSONField(default=list, blank=True, editable=False)
+    n_features = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    framework = models.CharField(max_length=100, help_text="Library and version, e.g. scikit-learn 1.9.1.")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    code_repository = models.URLField(max_length=500, blank=True)
+    code_commit = models.CharField(max_length=40, blank=True, validators=[commit_validator])
+    training_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="training_for"
+    )
+    validation_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="validation_for"
+    )
+    test_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="test_for")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_versions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__name", "-created_at"]
+        permissions = [("transition_modelversion", "Can move a model version through its lifecycle")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="model_version_label_unique"),
+            models.CheckConstraint(condition=Q(artifact_size__gte=0), name="version_artifact_size_non_negative"),
+            models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="version_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} {self.version}"

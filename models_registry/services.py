@@ -1,0 +1,371 @@
+"""Every change to the model inventory. Each function is one transaction that writes the
+change and its audit event; if either fails, neither is stored.
+
+Uploaded files are stored content-addressed (``artifacts/<sha256>.skops``,
+``datasets/<sha256>.csv``) before the transaction commits, so a rolled-back write leaves
+at most an unreferenced copy of identical bytes, never a row pointing to a missing file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+import sklearn
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import Actor, record_event
+from audit.snapshot import diff, snapshot
+from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
+from governance.models import Desk
+from models_registry import artifacts, datasets, lifecycle
+from models_registry.choices import LifecycleStatus, ValidationStatus
+from models_registry.models import Dataset, Model, ModelVersion
+
+MODEL_UPDATABLE_FIELDS = frozenset(
+    {
+        "purpose",
+        "desk",
+        "owner",
+        "description",
+        "objectives",
+        "success_criteria",
+        "constraints",
+        "model_type",
+        "materiality",
+        "risk_tier_override",
+        "risk_tier_override_justification",
+    }
+)
+DATASET_UPDATABLE_FIELDS = frozenset(
+    {"description", "source_kind", "collection_policy", "storage_location", "classification", "desk", "owner", "rules"}
+)
+VERSION_UPDATABLE_FIELDS = frozenset(
+    {"framework", "hyperparameters", "code_repository", "code_commit", "training_dataset", "validation_dataset", "test_dataset"}
+)
+# After submission a version is frozen: what was validated is what gets approved and deployed.
+VERSION_EDITABLE_STATUSES = frozenset({LifecycleStatus.DRAFT, LifecycleStatus.IN_DEVELOPMENT})
+
+
+def _require_permission(actor: Actor, perm: str, action: str) -> None:
+    if isinstance(actor, AbstractBaseUser) and not actor.has_perm(perm):
+        raise NotPermitted(f"{actor.get_username()} may not {action} (needs permission {perm})")
+
+
+def _refuse_unknown(changes: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError({field: [f"cannot be changed on a {what}"] for field in unknown})
+
+
+def _store(content: bytes, *, folder: str, suffix: str, sha256: str) -> str:
+    name = f"{folder}/{sha256}{suffix}"
+    if not default_storage.exists(name):
+        stored = default_storage.save(name, ContentFile(content))
+        if stored != name:  # A concurrent writer stored the same bytes first.
+            default_storage.delete(stored)
+    return name
+
+
+def _check_tier_override(model: Model) -> None:
+    if model.risk_tier_override is not None and not model.risk_tier_override_justification.strip():
+        raise ValidationError(
+            {"risk_tier_override_justification": ["a tier override needs a written justification"]}
+        )
+    if model.risk_tier_override is None and model.risk_tier_override_justification:
+        model.risk_tier_override_justification = ""
+
+
+@transaction.atomic
+def model_create(
+    *,
+    actor: Actor,
+    name: str,
+    purpose: str,
+    desk: Desk,
+    owner: AbstractBaseUser,
+    model_type: str,
+    materiality: Decimal,
+    description: str = "",
+    objectives: str = "",
+    success_criteria: str = "",
+    constraints: str = "",
+    risk_tier_override: int | None = None,
+    risk_tier_override_justification: str = "",
+    reason: str = "",
+) -> Model:
+    """Register a model in the inventory; its tier is computed from type and materiality."""
+    _require_permission(actor, "models_registry.add_model", "register models")
+    model = Model(
+        name=name,
+        purpose=purpose,
+        desk=desk,
+        owner=owner,
+        model_type=model_type,
+        materiality=materiality,
+        description=description,
+        objectives=objectives,
+        success_criteria=success_criteria,
+        constraints=constraints,
+        risk_tier_override=risk_tier_override,
+        risk_tier_override_justification=risk_tier_override_justification,
+    )
+    _check_tier_override(model)
+    model.full_clean(exclude=["risk_tier"])
+    model.save()
+    record_event(actor=actor, action="model.created", target=model, after=snapshot(model), reason=reason)
+    return model
+
+
+@transaction.atomic
+def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason: str = "") -> Model:
+    """Change a model's definition; the tier is recomputed and the diff audited."""
+    _require_permission(actor, "models_registry.change_model", "change models")
+    _refuse_unknown(changes, MODEL_UPDATABLE_FIELDS, "model")
+    model = Model.objects.select_for_update().get(pk=model.pk)
+    before = snapshot(model)
+    for field, value in changes.items():
+        setattr(model, field, value)
+    _check_tier_override(model)
+    model.full_clean(exclude=["risk_tier"])
+    model.save()
+    after = snapshot(model)
+    if diff(before, after):
+        record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
+    return model
+
+
+@transaction.atomic
+def dataset_register(
+    *,
+    actor: Actor,
+    name: str,
+    source_kind: str,
+    collection_policy: str,
+    storage_location: str,
+    classification: str,
+    owner: AbstractBaseUser,
+    content: bytes,
+    time_column: str = "Date",
+    rules: dict[str, Any] | None = None,
+    description: str = "",
+    desk: Desk | None = None,
+    reason: str = "",
+) -> Dataset:
+    """Register a CSV dataset: profile it (schema, rows, time range, SHA-256) and keep its rules."""
+    _require_permission(actor, "models_registry.add_dataset", "register datasets")
+    limit = settings.GOVERNANCE_MAX_DATASET_BYTES
+    if len(content) > limit:
+        raise PayloadTooLarge(f"the dataset is {len(content):,} bytes; the limit is {limit:,} bytes")
+    rules = rules or {}
+    datasets.parse_rules(rules)
+    frame = datasets.read_csv(content)
+    prof = datasets.profile(frame, time_column)
+    sha256 = _sha256(content)
+    dataset = Dataset(
+        name=name,
+        description=description,
+        source_kind=source_kind,
+        collection_policy=collection_policy,
+        storage_location=storage_location,
+        classification=classification,
+        owner=owner,
+        desk=desk,
+        content_sha256=sha256,
+        size_bytes=len(content),
+        time_column=time_column,
+        schema=prof.schema,
+        row_count=prof.row_count,
+        time_start=prof.time_start.to_pydatetime() if prof.time_start is not None else None,
+        time_end=prof.time_end.to_pydatetime() if prof.time_end is not None else None,
+        rules=rules,
+    )
+    dataset.file.name = f"datasets/{sha256}.csv"
+    dataset.full_clean()
+    _store(content, folder="datasets", suffix=".csv", sha256=sha256)
+    dataset.save()
+    record_event(actor=actor, action="dataset.registered", target=dataset, after=snapshot(dataset), reason=reason)
+    return dataset
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+@transaction.atomic
+def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], reason: str = "") -> Dataset:
+    """Change a dataset's governance metadata or rules; new rules reset its validation status."""
+    _require_permission(actor, "models_registry.change_dataset", "change datasets")
+    _refuse_unknown(changes, DATASET_UPDATABLE_FIELDS, "dataset")
+    if "rules" in changes:
+        datasets.parse_rules(changes["rules"])
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    before = snapshot(dataset)
+    for field, value in changes.items():
+        setattr(dataset, field, value)
+    if "rules" in changes and changes["rules"] != before["rules"]:
+        dataset.validation_status = ValidationStatus.NOT_VALIDATED
+        dataset.validation_result = None
+        dataset.validated_at = None
+    dataset.full_clean()
+    dataset.save()
+    after = snapshot(dataset)
+    if diff(before, after):
+        record_event(actor=actor, action="dataset.updated", target=dataset, before=before, after=after, reason=reason)
+    return dataset
+
+
+def read_dataset_frame(dataset: Dataset) -> Any:
+    """The dataset's stored content as a DataFrame, checked against its recorded SHA-256."""
+    with default_storage.open(dataset.file.name, "rb") as handle:
+        content = handle.read()
+    if _sha256(content) != dataset.content_sha256:
+        raise Conflict(f"the stored content of dataset {dataset.name!r} no longer matches its SHA-256")
+    return datasets.read_csv(content)
+
+
+@transaction.atomic
+def dataset_validate(*, actor: Actor, dataset: Dataset) -> Dataset:
+    """Run the dataset's declared rules on its content and store the result."""
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    rules = datasets.parse_rules(dataset.rules)
+    report = datasets.evaluate(read_dataset_frame(dataset), rules, dataset.time_column)
+    before = {"validation_status": dataset.validation_status}
+    dataset.validation_status = ValidationStatus.PASSED if report["passed"] else ValidationStatus.FAILED
+    dataset.validation_result = report
+    dataset.validated_at = timezone.now()
+    dataset.save(update_fields=["validation_status", "validation_result", "validated_at", "updated_at"])
+    record_event(
+        actor=actor,
+        action="dataset.validated",
+        target=dataset,
+        before=before,
+        after={"validation_status": dataset.validation_status, "result": report},
+    )
+    return dataset
+
+
+def _check_dataset_roles(version: ModelVersion) -> None:
+    errors: dict[str, list[str]] = {}
+    training = version.training_dataset_id
+    if training and version.test_dataset_id == training:
+        errors["test_dataset"] = ["the test dataset must differ from the training dataset"]
+    if training and version.validation_dataset_id == training:
+        errors["validation_dataset"] = ["the validation dataset must differ from the training dataset"]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    actor: Actor,
+    model: Model,
+    version: str,
+    artifact: bytes,
+    framework: str = "",
+    hyperparameters: dict[str, Any] | None = None,
+    code_repository: str = "",
+    code_commit: str = "",
+    training_dataset: Dataset | None = None,
+    validation_dataset: Dataset | None = None,
+    test_dataset: Dataset | None = None,
+    created_by: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> ModelVersion:
+    """Register a trained artifact as a new version (status draft) after checking it is safe."""
+    _require_permission(actor, "models_registry.add_modelversion", "register model versions")
+    info = artifacts.inspect_artifact(artifact)
+    if info.family is not None and info.family != model.model_type:
+        raise InvalidArtifact(
+            f"the artifact is a {info.estimator_class} ({info.family.label.lower()}) but model {model.name!r} "
+            f"is registered as {model.get_model_type_display().lower()}"
+        )
+    author = created_by or (actor if isinstance(actor, AbstractBaseUser) else None)
+    if author is None:
+        raise ValidationError({"created_by": ["a version needs a person who created it"]})
+    model_version = ModelVersion(
+        model=model,
+        version=version,
+        artifact_sha256=info.sha256,
+        artifact_size=info.size,
+        estimator_class=info.estimator_class,
+        feature_names=info.feature_names,
+        n_features=info.n_features,
+        framework=framework or _default_framework(),
+        hyperparameters=hyperparameters if hyperparameters is not None else {},
+        code_repository=code_repository,
+        code_commit=code_commit,
+        training_dataset=training_dataset,
+        validation_dataset=validation_dataset,
+        test_dataset=test_dataset,
+        created_by=author,
+    )
+    model_version.artifact.name = f"artifacts/{info.sha256}.skops"
+    if not isinstance(model_version.hyperparameters, dict):
+        raise ValidationError({"hyperparameters": ["must be a JSON object"]})
+    _check_dataset_roles(model_version)
+    model_version.full_clean()
+    _store(artifact, folder="artifacts", suffix=".skops", sha256=info.sha256)
+    model_version.save()
+    record_event(
+        actor=actor, action="model_version.created", target=model_version, after=snapshot(model_version), reason=reason
+    )
+    return model_version
+
+
+def _default_framework() -> str:
+    return f"scikit-learn {sklearn.__version__}"
+
+
+@transaction.atomic
+def model_version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, Any], reason: str = "") -> ModelVersion:
+    """Change a version's metadata while it is still in draft or development."""
+    _require_permission(actor, "models_registry.change_modelversion", "change model versions")
+    _refuse_unknown(changes, VERSION_UPDATABLE_FIELDS, "model version")
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status not in VERSION_EDITABLE_STATUSES:
+        raise Conflict(
+            f"version {version} is {version.get_status_display().lower()}; only draft or in-development versions "
+            "can be changed (register a new version instead)"
+        )
+    before = snapshot(version)
+    for field, value in changes.items():
+        setattr(version, field, value)
+    if not isinstance(version.hyperparameters, dict):
+        raise ValidationError({"hyperparameters": ["must be a JSON object"]})
+    _check_dataset_roles(version)
+    version.full_clean()
+    version.save()
+    after = snapshot(version)
+    if diff(before, after):
+        record_event(actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason)
+    return version
+
+
+@transaction.atomic
+def model_version_transition(*, actor: Actor, version: ModelVersion, to_status: str, reason: str = "") -> ModelVersion:
+    """Move a version along the lifecycle; anything the state machine does not allow is refused."""
+    _require_permission(actor, "models_registry.transition_modelversion", "change lifecycle status")
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    transition = lifecycle.transition_for(version.status, to_status)
+    before = {"status": version.status}
+    version.status = transition.target
+    version.status_changed_at = timezone.now()
+    version.save(update_fields=["status", "status_changed_at"])
+    record_event(
+        actor=actor,
+        action=f"model_version.{transition.name}",
+        target=version,
+        before=before,
+        after={"status": version.status, "transition": transition.name},
+        reason=reason,
+    )
+    return version
