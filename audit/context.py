@@ -19,11 +19,12 @@ class RequestContext:
     client_address: str | None = None
 
 
-_current: ContextVar[RequestContext] = ContextVar("audit_request_context", default=RequestContext())
+_EMPTY = RequestContext()
+_current: ContextVar[RequestContext | None] = ContextVar("audit_request_context", default=None)
 
 
 def current() -> RequestContext:
-    return _current.get()
+    return _current.get() or _EMPTY
 
 
 @contextlib.contextmanager

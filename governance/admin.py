@@ -31,4 +31,6 @@ class MembershipAdmin(ServiceBackedAdmin):
         return super().get_queryset(request).select_related("user", "desk")
 
     def save_model(self, request: HttpRequest, obj: Membership, form: forms.ModelForm, change: bool) -> None:
-        obj.pk = services.membership_set(actor=request.user, user=form.cleaned_data["user"], desk=form.cleaned_data["desk"]).pk
+        obj.pk = services.membership_set(
+            actor=request.user, user=form.cleaned_data["user"], desk=form.cleaned_data["desk"]
+        ).pk

@@ -14,7 +14,9 @@ from governance.errors import DomainError
 def error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
-            return "; ".join(f"{field}: {' '.join(m for e in errs for m in e.messages)}" for field, errs in exc.error_dict.items())
+            return "; ".join(
+                f"{field}: {' '.join(m for e in errs for m in e.messages)}" for field, errs in exc.error_dict.items()
+            )
         return " ".join(exc.messages)
     return str(exc)
 

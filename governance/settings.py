@@ -25,15 +25,16 @@ def _secret_key() -> str:
     key = env_str("DJANGO_SECRET_KEY")
     if key:
         return key
+    # A key written by a DEBUG run (the demo) under var/ is reused, so that management
+    # commands on the same checkout work without DEBUG. Production sets DJANGO_SECRET_KEY.
+    key_file = VAR_DIR / "secret-key"
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
     if not DEBUG:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is off. "
             "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
-    # Development only: a random key kept under var/ so sessions survive restarts.
-    key_file = VAR_DIR / "dev-secret-key"
-    if key_file.exists():
-        return key_file.read_text(encoding="utf-8").strip()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key, encoding="utf-8")
@@ -178,6 +179,7 @@ if GOVERNANCE_MATERIALITY_MEDIUM >= GOVERNANCE_MATERIALITY_HIGH:
 # Celery: eager (in-process) unless a broker is configured.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"

@@ -9,8 +9,8 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-000000")
 os.environ.setdefault("GOVERNANCE_VAR_DIR", tempfile.mkdtemp(prefix="governance-test-var-"))
 
-from governance.settings import *  # noqa: E402,F403
-from governance.settings import VAR_DIR  # noqa: E402
+from governance.settings import *  # noqa: F403
+from governance.settings import VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False

@@ -35,10 +35,26 @@ class LifecycleStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Model)
 class ModelAdmin(ServiceBackedAdmin):
-    list_display = ["name", "purpose", "desk", "owner", "model_type", "complexity_display", "risk_tier", "status_display"]
+    list_display = [
+        "name",
+        "purpose",
+        "desk",
+        "owner",
+        "model_type",
+        "complexity_display",
+        "risk_tier",
+        "status_display",
+    ]
     list_filter = ["purpose", "risk_tier", LifecycleStatusFilter, "desk", "model_type"]
     search_fields = ["name", "description", "objectives"]
-    readonly_fields = ["complexity_display", "risk_tier", "tier_rationale", "status_display", "created_at", "updated_at"]
+    readonly_fields = [
+        "complexity_display",
+        "risk_tier",
+        "tier_rationale",
+        "status_display",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "purpose", "desk", "owner", "description"]}),
         ("Problem definition", {"fields": ["objectives", "success_criteria", "constraints"]}),
@@ -84,7 +100,9 @@ class ModelAdmin(ServiceBackedAdmin):
 
 class DatasetAdminForm(forms.ModelForm):
     upload = forms.FileField(required=False, help_text="CSV file with a header row.")
-    rules = forms.JSONField(required=False, initial=dict, help_text="Declarative cleansing and validation rules (JSON).")
+    rules = forms.JSONField(
+        required=False, initial=dict, help_text="Declarative cleansing and validation rules (JSON)."
+    )
 
     class Meta:
         model = Dataset

@@ -112,8 +112,12 @@ def parse_rules(raw: Any) -> DatasetRules:
         for key in sorted(set(raw_cleansing) - _CLEANSING_KEYS):
             errors.append(f"cleansing.{key}: unknown step (known: {', '.join(sorted(_CLEANSING_KEYS))})")
         cleansing = Cleansing(
-            drop_duplicate_rows=_bool(raw_cleansing.get("drop_duplicate_rows", False), "cleansing.drop_duplicate_rows", errors),
-            drop_rows_with_null=_columns(raw_cleansing.get("drop_rows_with_null", []), "cleansing.drop_rows_with_null", errors),
+            drop_duplicate_rows=_bool(
+                raw_cleansing.get("drop_duplicate_rows", False), "cleansing.drop_duplicate_rows", errors
+            ),
+            drop_rows_with_null=_columns(
+                raw_cleansing.get("drop_rows_with_null", []), "cleansing.drop_rows_with_null", errors
+            ),
             forward_fill=_columns(raw_cleansing.get("forward_fill", []), "cleansing.forward_fill", errors),
             sort_by_time=_bool(raw_cleansing.get("sort_by_time", False), "cleansing.sort_by_time", errors),
         )
@@ -164,7 +168,11 @@ def profile(frame: pd.DataFrame, time_column: str) -> DatasetProfile:
     """Columns with their types, the row count and the time range."""
     if time_column and time_column not in frame.columns:
         raise ValidationError(
-            {"time_column": [f"column {time_column!r} is not in the dataset (columns: {', '.join(map(str, frame.columns))})"]}
+            {
+                "time_column": [
+                    f"column {time_column!r} is not in the dataset (columns: {', '.join(map(str, frame.columns))})"
+                ]
+            }
         )
     schema = [{"name": str(c), "dtype": str(frame[c].dtype)} for c in frame.columns]
     start = end = None
@@ -203,7 +211,9 @@ def apply_cleansing(frame: pd.DataFrame, rules: DatasetRules, time_column: str) 
     return result.reset_index(drop=True), changes
 
 
-def _check(name: str, column: str | None, failing: pd.Series | None, message: str, frame: pd.DataFrame) -> dict[str, Any]:
+def _check(
+    name: str, column: str | None, failing: pd.Series | None, message: str, frame: pd.DataFrame
+) -> dict[str, Any]:
     count = int(failing.sum()) if failing is not None else 0
     examples = [int(i) for i in frame.index[failing.to_numpy()][:_EXAMPLES]] if failing is not None and count else []
     return {
@@ -266,7 +276,9 @@ def evaluate(frame: pd.DataFrame, rules: DatasetRules, time_column: str) -> dict
             bad |= values < bounds.minimum
         if bounds.maximum is not None:
             bad |= values > bounds.maximum
-        label = f"[{bounds.minimum if bounds.minimum is not None else '-inf'}, {bounds.maximum if bounds.maximum is not None else 'inf'}]"
+        low = "-inf" if bounds.minimum is None else bounds.minimum
+        high = "inf" if bounds.maximum is None else bounds.maximum
+        label = f"[{low}, {high}]"
         checks.append(_check("ranges", column, bad, f"{int(bad.sum())} values of {column!r} outside {label}", cleansed))
     if (rules.monotonic_timestamps or rules.max_gap_days is not None) and time_column:
         if time_column not in columns:
@@ -274,7 +286,11 @@ def evaluate(frame: pd.DataFrame, rules: DatasetRules, time_column: str) -> dict
         else:
             times = parse_times(cleansed, time_column)
             unparsed = times.isna() & cleansed[time_column].notna()
-            checks.append(_check("timestamps_parse", time_column, unparsed, f"{int(unparsed.sum())} unparseable timestamps", cleansed))
+            checks.append(
+                _check(
+                    "timestamps_parse", time_column, unparsed, f"{int(unparsed.sum())} unparseable timestamps", cleansed
+                )
+            )
             if rules.monotonic_timestamps:
                 not_increasing = times.diff() <= pd.Timedelta(0)
                 checks.append(
@@ -296,7 +312,8 @@ def evaluate(frame: pd.DataFrame, rules: DatasetRules, time_column: str) -> dict
                         "max_gap_days",
                         time_column,
                         too_long,
-                        f"{int(too_long.sum())} gaps longer than {rules.max_gap_days:g} days (widest {widest_days:g} days)",
+                        f"{int(too_long.sum())} gaps longer than {rules.max_gap_days:g} days "
+                        f"(widest {widest_days:g} days)",
                         cleansed,
                     )
                 )

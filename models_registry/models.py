@@ -77,6 +77,11 @@ class Model(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored tier is always the effective one, so lists can filter and sort by it.
+        self.risk_tier = self.risk_tier_override or self.computed_tier
+        super().save(*args, **kwargs)
+
     @property
     def complexity(self) -> Complexity:
         return tiering.complexity_of(self.model_type)
@@ -94,12 +99,9 @@ class Model(models.Model):
         computed = self.tier_assessment.rationale
         if self.risk_tier_override is None:
             return computed
-        return f"tier {self.risk_tier_override} by override ({self.risk_tier_override_justification}); computed {computed}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # The stored tier is always the effective one, so lists can filter and sort by it.
-        self.risk_tier = self.risk_tier_override or self.computed_tier
-        super().save(*args, **kwargs)
+        return (
+            f"tier {self.risk_tier_override} by override ({self.risk_tier_override_justification}); computed {computed}"
+        )
 
 
 class Dataset(models.Model):
@@ -111,7 +113,9 @@ class Dataset(models.Model):
     collection_policy = models.TextField(help_text="How and under which terms the data is collected.")
     storage_location = models.CharField(max_length=500, help_text="Where the governed copy is kept.")
     classification = models.CharField(max_length=20, choices=Classification.choices)
-    desk = models.ForeignKey("governance.Desk", null=True, blank=True, on_delete=models.PROTECT, related_name="datasets")
+    desk = models.ForeignKey(
+        "governance.Desk", null=True, blank=True, on_delete=models.PROTECT, related_name="datasets"
+    )
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_datasets")
     file = models.FileField(upload_to="datasets/", max_length=300)
     content_sha256 = models.CharField(max_length=64, editable=False)

@@ -48,7 +48,15 @@ DATASET_UPDATABLE_FIELDS = frozenset(
     {"description", "source_kind", "collection_policy", "storage_location", "classification", "desk", "owner", "rules"}
 )
 VERSION_UPDATABLE_FIELDS = frozenset(
-    {"framework", "hyperparameters", "code_repository", "code_commit", "training_dataset", "validation_dataset", "test_dataset"}
+    {
+        "framework",
+        "hyperparameters",
+        "code_repository",
+        "code_commit",
+        "training_dataset",
+        "validation_dataset",
+        "test_dataset",
+    }
 )
 # After submission a version is frozen: what was validated is what gets approved and deployed.
 VERSION_EDITABLE_STATUSES = frozenset({LifecycleStatus.DRAFT, LifecycleStatus.IN_DEVELOPMENT})
@@ -76,9 +84,7 @@ def _store(content: bytes, *, folder: str, suffix: str, sha256: str) -> str:
 
 def _check_tier_override(model: Model) -> None:
     if model.risk_tier_override is not None and not model.risk_tier_override_justification.strip():
-        raise ValidationError(
-            {"risk_tier_override_justification": ["a tier override needs a written justification"]}
-        )
+        raise ValidationError({"risk_tier_override_justification": ["a tier override needs a written justification"]})
     if model.risk_tier_override is None and model.risk_tier_override_justification:
         model.risk_tier_override_justification = ""
 
@@ -326,7 +332,9 @@ def _default_framework() -> str:
 
 
 @transaction.atomic
-def model_version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, Any], reason: str = "") -> ModelVersion:
+def model_version_update(
+    *, actor: Actor, version: ModelVersion, changes: dict[str, Any], reason: str = ""
+) -> ModelVersion:
     """Change a version's metadata while it is still in draft or development."""
     _require_permission(actor, "models_registry.change_modelversion", "change model versions")
     _refuse_unknown(changes, VERSION_UPDATABLE_FIELDS, "model version")
@@ -346,7 +354,9 @@ def model_version_update(*, actor: Actor, version: ModelVersion, changes: dict[s
     version.save()
     after = snapshot(version)
     if diff(before, after):
-        record_event(actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason)
+        record_event(
+            actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason
+        )
     return version
 
 

@@ -62,6 +62,6 @@ def assess_tier(*, model_type: str, capital_at_risk: Decimal) -> TierAssessment:
     )
     rationale = (
         f"tier {tier}: {band.label.lower()} materiality ({capital_at_risk:,} {currency} at risk; {thresholds}) "
-        f"× {complexity.label.lower()} complexity ({ModelType(model_type).label.lower()})"
+        f"x {complexity.label.lower()} complexity ({ModelType(model_type).label.lower()})"
     )
     return TierAssessment(tier=tier, complexity=complexity, materiality=band, rationale=rationale)

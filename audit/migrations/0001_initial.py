@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,26 +14,37 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('seq', models.BigAutoField(primary_key=True, serialize=False)),
-                ('timestamp', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_label', models.CharField(max_length=200)),
-                ('action', models.CharField(db_index=True, max_length=100)),
-                ('object_type', models.CharField(db_index=True, max_length=100)),
-                ('object_id', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('object_repr', models.CharField(blank=True, max_length=300)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('reason', models.TextField(blank=True)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('client_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("seq", models.BigAutoField(primary_key=True, serialize=False)),
+                ("timestamp", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor_label", models.CharField(max_length=200)),
+                ("action", models.CharField(db_index=True, max_length=100)),
+                ("object_type", models.CharField(db_index=True, max_length=100)),
+                ("object_id", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("object_repr", models.CharField(blank=True, max_length=300)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("reason", models.TextField(blank=True)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("client_address", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'audit_event',
-                'ordering': ['seq'],
-                'indexes': [models.Index(fields=['object_type', 'object_id', 'seq'], name='audit_event_object__7f3e31_idx')],
+                "db_table": "audit_event",
+                "ordering": ["seq"],
+                "indexes": [
+                    models.Index(fields=["object_type", "object_id", "seq"], name="audit_event_object__7f3e31_idx")
+                ],
             },
         ),
     ]

@@ -120,7 +120,9 @@ def seed_datasets(report: SeedReport, users: dict[str, AbstractBaseUser]) -> dic
     desks = {d.code: d for d in Desk.objects.all()}
     for ticker, info in catalogue.TICKERS.items():
         prices = market.load_prices(ticker)
-        parts = [("full", prices, f"{ticker} daily prices {prices['Date'].dt.year.min()}-{prices['Date'].dt.year.max()}")]
+        parts = [
+            ("full", prices, f"{ticker} daily prices {prices['Date'].dt.year.min()}-{prices['Date'].dt.year.max()}")
+        ]
         for split in market.SPLITS:
             part = market.split_prices(prices, split)
             years = f"{part['Date'].dt.year.min()}-{part['Date'].dt.year.max()}"
@@ -135,7 +137,7 @@ def seed_datasets(report: SeedReport, users: dict[str, AbstractBaseUser]) -> dic
                     description=f"Daily OHLCV prices of {ticker} ({role} period), adjusted close included.",
                     source_kind="market_data_feed",
                     collection_policy="End-of-day vendor file, collected after the close; public market data.",
-                    storage_location=f"var/media/datasets (content-addressed); source file {market.price_file(ticker).name}",
+                    storage_location=f"var/media/datasets/ (content-addressed); from {market.price_file(ticker).name}",
                     classification="public",
                     owner=owner,
                     desk=desks[info["desk"]],
@@ -158,7 +160,9 @@ def _train(spec: catalogue.DemoModel) -> tuple[bytes, list[str]]:
     return sio.dumps(estimator), market.FEATURES
 
 
-def _advance(version: ModelVersion, spec: catalogue.DemoModel, users: dict[str, AbstractBaseUser], report: SeedReport) -> None:
+def _advance(
+    version: ModelVersion, spec: catalogue.DemoModel, users: dict[str, AbstractBaseUser], report: SeedReport
+) -> None:
     path = list(spec.lifecycle)
     # Take only the steps after the version's current status.
     start = path.index(version.status) + 1 if version.status in path else 0
@@ -171,7 +175,9 @@ def _advance(version: ModelVersion, spec: catalogue.DemoModel, users: dict[str, 
         report.note(f"{version} -> {status}")
 
 
-def seed_models(report: SeedReport, users: dict[str, AbstractBaseUser], datasets: dict[tuple[str, str], Dataset]) -> None:
+def seed_models(
+    report: SeedReport, users: dict[str, AbstractBaseUser], datasets: dict[tuple[str, str], Dataset]
+) -> None:
     desks = {d.code: d for d in Desk.objects.all()}
     for spec in catalogue.MODELS:
         owner = users[spec.owner]

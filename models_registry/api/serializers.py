@@ -177,7 +177,9 @@ class ModelVersionUpdateSerializer(serializers.Serializer):
     hyperparameters = JSONObjectField(required=False)
     code_repository = serializers.URLField(max_length=500, required=False, allow_blank=True)
     code_commit = serializers.RegexField(r"^[0-9a-f]{7,40}$", required=False, allow_blank=True)
-    training_dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all(), required=False, allow_null=True)
+    training_dataset = serializers.PrimaryKeyRelatedField(
+        queryset=Dataset.objects.all(), required=False, allow_null=True
+    )
     validation_dataset = serializers.PrimaryKeyRelatedField(
         queryset=Dataset.objects.all(), required=False, allow_null=True
     )

@@ -53,7 +53,9 @@ class _ScopedViewSet(viewsets.GenericViewSet):
 
     def _output(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
         instance = self.get_queryset().get(pk=instance.pk)
-        return Response(self.output_serializer_class(instance, context=self.get_serializer_context()).data, status=status_code)
+        return Response(
+            self.output_serializer_class(instance, context=self.get_serializer_context()).data, status=status_code
+        )
 
 
 class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from governance.roles import Role
+from models_registry import services
+from tests.factories import PRICE_CSV, DeskFactory, UserFactory, skops_classifier_bytes
+
+
+@pytest.fixture
+def desk(db):
+    return DeskFactory(code="equities", name="Equities")
+
+
+@pytest.fixture
+def other_desk(db):
+    return DeskFactory(code="rates", name="Rates")
+
+
+@pytest.fixture
+def owner(db, desk):
+    return UserFactory(username="olivia", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
+
+
+@pytest.fixture
+def validator(db):
+    return UserFactory(username="victor", roles=[Role.VALIDATOR])
+
+
+@pytest.fixture
+def outsider(db):
+    """Staff with no role: sees nothing in the inventory."""
+    return UserFactory(username="oscar", roles=[])
+
+
+@pytest.fixture
+def compliance(db):
+    return UserFactory(username="chloe", roles=[Role.COMPLIANCE_OFFICER])
+
+
+@pytest.fixture
+def make_model(owner, desk):
+    def make(**overrides: Any):
+        data: dict[str, Any] = {
+            "name": "eq-direction",
+            "purpose": "alpha",
+            "desk": desk,
+            "owner": owner,
+            "model_type": "logistic_regression",
+            "materiality": Decimal("1000000.00"),
+        }
+        data.update(overrides)
+        return services.model_create(actor=data.pop("actor", owner), **data)
+
+    return make
+
+
+@pytest.fixture
+def make_dataset(owner):
+    def make(**overrides: Any):
+        data: dict[str, Any] = {
+            "name": "prices",
+            "source_kind": "market_data_feed",
+            "collection_policy": "End-of-day vendor file.",
+            "storage_location": "s3://bucket/prices.csv",
+            "classification": "public",
+            "owner": owner,
+            "content": PRICE_CSV,
+            "rules": {"required_columns": ["Date", "Close"], "monotonic_timestamps": True},
+        }
+        data.update(overrides)
+        return services.dataset_register(actor=data.pop("actor", owner), **data)
+
+    return make
+
+
+@pytest.fixture
+def make_version(owner, make_model):
+    def make(model=None, **overrides: Any):
+        data: dict[str, Any] = {"version": "1.0.0", "artifact": skops_classifier_bytes()}
+        data.update(overrides)
+        return services.model_version_create(actor=data.pop("actor", owner), model=model or make_model(), **data)
+
+    return make
+
+
+@pytest.fixture
+def api(db):
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
+
+
+def _is_postgres() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    broker = os.environ.get("CELERY_BROKER_URL")
+    postgres = _is_postgres()
+    for item in items:
+        if "integration" in item.keywords and not broker:
+            item.add_marker(pytest.mark.skip(reason="integration: set CELERY_BROKER_URL to run with a real worker"))
+        if "postgres" in item.keywords and not postgres:
+            item.add_marker(pytest.mark.skip(reason="postgres: set DATABASE_URL=postgres://... to run"))
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """A real ``celery worker`` process on the configured broker, using the test database.
+
+    It listens on a queue of its own, so stale messages from earlier runs never reach it;
+    the test process sends to that queue with eagerness switched off.
+    """
+    from django.conf import settings
+    from django.db import connection
+
+    from governance.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "governance.test_settings",
+        "DATABASE_URL": f"postgres://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        if _is_postgres()
+        else f"sqlite:///{db['NAME']}",
+        "GOVERNANCE_VAR_DIR": str(settings.VAR_DIR),
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+    log = Path(settings.VAR_DIR) / f"worker-{queue}.log"
+    with log.open("wb") as log_file:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "governance",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        previous = (app.conf.task_always_eager, app.conf.task_default_queue)
+        app.conf.task_always_eager = False
+        app.conf.task_default_queue = queue
+        try:
+            deadline = time.monotonic() + 60
+            while b"ready." not in log.read_bytes():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"celery worker did not start:\n{log.read_text(errors='replace')}")
+                time.sleep(0.2)
+            yield queue
+        finally:
+            app.conf.task_always_eager, app.conf.task_default_queue = previous
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
