@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from governance import services
-from governance.admin_utils import ServiceBackedAdmin, changed_values
+from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values
 from governance.models import Desk, Membership
 
 
@@ -19,7 +19,7 @@ class DeskAdmin(ServiceBackedAdmin):
         if change:
             services.desk_update(actor=request.user, desk=obj, changes=changed_values(form))
             return
-        obj.pk = services.desk_create(actor=request.user, **form.cleaned_data).pk
+        adopt(obj, services.desk_create(actor=request.user, **form.cleaned_data))
 
 
 @admin.register(Membership)
@@ -31,6 +31,7 @@ class MembershipAdmin(ServiceBackedAdmin):
         return super().get_queryset(request).select_related("user", "desk")
 
     def save_model(self, request: HttpRequest, obj: Membership, form: forms.ModelForm, change: bool) -> None:
-        obj.pk = services.membership_set(
-            actor=request.user, user=form.cleaned_data["user"], desk=form.cleaned_data["desk"]
-        ).pk
+        adopt(
+            obj,
+            services.membership_set(actor=request.user, user=form.cleaned_data["user"], desk=form.cleaned_data["desk"]),
+        )

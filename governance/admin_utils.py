@@ -33,6 +33,15 @@ class ServiceBackedAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing was saved: {error_text(exc)}", level=messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    # Form fields shown only when adding (file uploads that define the object).
+    add_only_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        if obj is not None:
+            fields = [f for f in fields if f not in self.add_only_fields]
+        return fields
+
     def delete_model(self, request: HttpRequest, obj: Any) -> None:  # pragma: no cover - deletion is disabled
         raise DomainError("governed objects are retired, not deleted")
 
@@ -42,3 +51,11 @@ class ServiceBackedAdmin(admin.ModelAdmin):
 
 def changed_values(form: Any) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+
+
+def adopt(obj: Any, created: Any) -> None:
+    """Make the admin's unsaved ``obj`` the row a service created (admin logs and redirects with it)."""
+    for field in created._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(created, field.attname))
+    obj._state.adding = False
+    obj._state.db = created._state.db

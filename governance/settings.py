@@ -131,6 +131,7 @@ STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", VAR_DIR / "static")
 # Serve app static files (admin, API docs) straight from the packages, so the demo and a
 # fresh deployment need no collectstatic step.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = env_path("GOVERNANCE_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "media/"
 REPORTS_DIR = env_path("GOVERNANCE_REPORTS_DIR", VAR_DIR / "reports")
@@ -144,6 +145,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+FORMS_URLFIELD_ASSUME_HTTPS = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 

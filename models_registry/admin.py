@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from governance.admin_utils import ServiceBackedAdmin, changed_values, error_text
+from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.errors import DomainError
 from models_registry import artifacts, datasets, lifecycle, selectors, services
 from models_registry.choices import LifecycleStatus
@@ -50,7 +50,7 @@ class ModelAdmin(ServiceBackedAdmin):
     readonly_fields = [
         "complexity_display",
         "risk_tier",
-        "tier_rationale",
+        "tier_rationale_display",
         "status_display",
         "created_at",
         "updated_at",
@@ -66,7 +66,7 @@ class ModelAdmin(ServiceBackedAdmin):
                     "complexity_display",
                     "materiality",
                     "risk_tier",
-                    "tier_rationale",
+                    "tier_rationale_display",
                     "risk_tier_override",
                     "risk_tier_override_justification",
                 ]
@@ -85,6 +85,12 @@ class ModelAdmin(ServiceBackedAdmin):
     def complexity_display(self, obj: Model) -> str:
         return obj.complexity.label if obj.model_type else "—"
 
+    @admin.display(description="tier rationale")
+    def tier_rationale_display(self, obj: Model) -> str:
+        if obj.materiality is None or not obj.model_type:
+            return "computed when saved"
+        return obj.tier_rationale
+
     @admin.display(description="lifecycle status", ordering="lifecycle_status")
     def status_display(self, obj: Model) -> str:
         return LifecycleStatus(getattr(obj, "lifecycle_status", "draft")).label
@@ -95,7 +101,7 @@ class ModelAdmin(ServiceBackedAdmin):
             return
         data = {k: v for k, v in form.cleaned_data.items() if k in services.MODEL_UPDATABLE_FIELDS | {"name"}}
         created = services.model_create(actor=request.user, **data)
-        obj.pk = created.pk
+        adopt(obj, created)
 
 
 class DatasetAdminForm(forms.ModelForm):
@@ -121,12 +127,14 @@ class DatasetAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.fields.pop("upload")
-            self.fields["name"].disabled = True
-            self.fields["time_column"].disabled = True
-        else:
-            self.fields["upload"].required = True
+        # The content of a registered dataset never changes: a new file is a new dataset.
+        # (A view-only user's form has no fields at all.)
+        adding = not self.instance.pk
+        if "upload" in self.fields:
+            self.fields["upload"].required = adding
+        for name in ("name", "time_column"):
+            if name in self.fields:
+                self.fields[name].disabled = not adding
 
     def clean_rules(self) -> dict[str, Any]:
         rules = self.cleaned_data.get("rules") or {}
@@ -150,6 +158,7 @@ class DatasetAdminForm(forms.ModelForm):
 @admin.register(Dataset)
 class DatasetAdmin(ServiceBackedAdmin):
     form = DatasetAdminForm
+    add_only_fields = ("upload",)
     list_display = ["name", "source_kind", "classification", "row_count", "time_start", "time_end", "validation_status"]
     list_filter = ["classification", "source_kind", "validation_status"]
     search_fields = ["name", "description"]
@@ -199,7 +208,7 @@ class DatasetAdmin(ServiceBackedAdmin):
         data = dict(form.cleaned_data)
         content = data.pop("upload").read()
         created = services.dataset_register(actor=request.user, content=content, **data)
-        obj.pk = created.pk
+        adopt(obj, created)
 
     @admin.action(description="Run cleansing and validation rules")
     def run_validation(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -232,13 +241,16 @@ class ModelVersionAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["framework"].required = False
-        if self.instance.pk:
-            self.fields.pop("upload")
-            self.fields["model"].disabled = True
-            self.fields["version"].disabled = True
-        else:
-            self.fields["upload"].required = True
+        # The artifact of a version never changes: a new artifact is a new version.
+        # (A view-only user's form has no fields at all.)
+        adding = not self.instance.pk
+        if "framework" in self.fields:
+            self.fields["framework"].required = False
+        if "upload" in self.fields:
+            self.fields["upload"].required = adding
+        for name in ("model", "version"):
+            if name in self.fields:
+                self.fields[name].disabled = not adding
 
     def clean_upload(self) -> Any:
         upload = self.cleaned_data.get("upload")
@@ -274,6 +286,7 @@ def _transition_action(target: LifecycleStatus) -> Any:
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ServiceBackedAdmin):
     form = ModelVersionAdminForm
+    add_only_fields = ("upload",)
     list_display = ["__str__", "status", "estimator_class_short", "created_by", "created_at"]
     list_filter = ["status", "model__purpose", "model__risk_tier"]
     search_fields = ["model__name", "version", "artifact_sha256"]
@@ -318,4 +331,4 @@ class ModelVersionAdmin(ServiceBackedAdmin):
         data = dict(form.cleaned_data)
         content = data.pop("upload").read()
         created = services.model_version_create(actor=request.user, artifact=content, **data)
-        obj.pk = created.pk
+        adopt(obj, created)
