@@ -97,7 +97,7 @@ TEMPLATES = [
 
 # Database: SQLite under var/ unless DATABASE_URL names another (postgres://...).
 _default_sqlite = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-_database_url = env_str("DATABASE_URL", _default_sqlite)
+_database_url = env_str("DATABASE_URL") or _default_sqlite
 try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 except ValueError as exc:
@@ -145,7 +145,6 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
-FORMS_URLFIELD_ASSUME_HTTPS = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -222,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RiskTierEnum": "models_registry.choices.RiskTier",
+        "LifecycleStatusEnum": "models_registry.choices.LifecycleStatus",
+    },
 }
 
 LOGGING = {

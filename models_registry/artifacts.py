@@ -37,6 +37,7 @@ ESTIMATOR_FAMILIES: dict[str, ModelType] = {
 }
 
 _ZIP_BOMB_RATIO = 20
+_COMPRESSED_PREFIXES = (b"ZF", b"\x1f\x8b\x08", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,24 @@ def _refuse_non_skops(data: bytes) -> None:
             f"the artifact is a pickle stream (protocol {data[1]}); pickles run arbitrary code when loaded "
             "and are refused. Save the model with skops.io.dump() instead."
         )
-    if data[:2] in (b"ZF", b"\x78\x9c", b"\x78\x01", b"\x78\xda") or data[:3] == b"\x1f\x8b\x08":
+    # A zlib header is 0x78 plus a check byte (0x01/0x5e/0x9c/0xda by level); joblib's default
+    # compress=3 writes 0x78 0x5e. The other prefixes are joblib's gzip/bz2/xz/lzma/lz4/ZF files.
+    zlib_header = len(data) >= 2 and data[0] == 0x78 and int.from_bytes(data[:2], "big") % 31 == 0
+    if zlib_header or data.startswith(_COMPRESSED_PREFIXES):
         raise UnsafeArtifact(
             "the artifact looks like a compressed joblib/pickle file; pickles run arbitrary code when loaded "
             "and are refused. Save the model with skops.io.dump() instead."
         )
     raise InvalidArtifact("the artifact is not a skops archive (a zip file containing schema.json)")
+
+
+def family_of(cls: type) -> ModelType | None:
+    """The complexity-table family of an estimator class, looking through subclasses too,
+    so a trusted custom subclass cannot hide a forest behind a new name."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("sklearn.") and klass.__name__ in ESTIMATOR_FAMILIES:
+            return ESTIMATOR_FAMILIES[klass.__name__]
+    return None
 
 
 def _final_estimator(obj: Any) -> Any:
@@ -127,7 +140,7 @@ def inspect_artifact(data: bytes) -> ArtifactInfo:
         size=len(data),
         estimator_class=f"{type(obj).__module__}.{type(obj).__qualname__}"
         + (f"[{cls.__module__}.{cls.__qualname__}]" if estimator is not obj else ""),
-        family=ESTIMATOR_FAMILIES.get(cls.__name__),
+        family=family_of(cls),
         n_features=int(n_features) if n_features is not None else None,
         feature_names=feature_names,
     )

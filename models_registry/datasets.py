@@ -139,6 +139,8 @@ def read_csv(data: bytes) -> pd.DataFrame:
     """Parse CSV bytes, or raise ``InvalidDataset`` saying why."""
     if not data.strip():
         raise InvalidDataset("the dataset file is empty")
+    if b"\x00" in data:  # Valid UTF-8 that pandas would read as a column of control characters.
+        raise InvalidDataset("the dataset is a binary file (it contains NUL bytes), not CSV text")
     try:
         frame = pd.read_csv(io.BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -193,9 +195,11 @@ def apply_cleansing(frame: pd.DataFrame, rules: DatasetRules, time_column: str) 
         result = result.drop_duplicates()
         changes["duplicate_rows_dropped"] = before - len(result)
     if steps.sort_by_time and time_column in result.columns:
-        order = parse_times(result, time_column).argsort(kind="stable")
-        moved = int((order.to_numpy() != range(len(order))).sum())
-        result = result.iloc[order.to_numpy()]
+        # Unparseable times sort last (argsort's NaT handling differs between pandas 2 and 3).
+        times = parse_times(result, time_column).reset_index(drop=True)
+        order = times.sort_values(kind="stable", na_position="last").index.to_numpy()
+        moved = int((order != range(len(order))).sum())
+        result = result.iloc[order]
         changes["rows_reordered"] = moved
     present_ffill = [c for c in steps.forward_fill if c in result.columns]
     if present_ffill:

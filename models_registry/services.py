@@ -82,6 +82,20 @@ def _store(content: bytes, *, folder: str, suffix: str, sha256: str) -> str:
     return name
 
 
+def _normalise_materiality(model: Model) -> None:
+    """Hold the amount as the column stores it (two decimals), so the audit snapshot matches the row."""
+    places = Model._meta.get_field("materiality").decimal_places
+    model.materiality = Decimal(model.materiality).quantize(Decimal(1).scaleb(-places))
+
+
+# Bumped by every save; a change to it alone is not a change worth an audit event.
+_BOOKKEEPING_FIELDS = frozenset({"updated_at"})
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return any(field not in _BOOKKEEPING_FIELDS for field in diff(before, after))
+
+
 def _check_tier_override(model: Model) -> None:
     if model.risk_tier_override is not None and not model.risk_tier_override_justification.strip():
         raise ValidationError({"risk_tier_override_justification": ["a tier override needs a written justification"]})
@@ -125,6 +139,7 @@ def model_create(
     )
     _check_tier_override(model)
     model.full_clean(exclude=["risk_tier"])
+    _normalise_materiality(model)
     model.save()
     record_event(actor=actor, action="model.created", target=model, after=snapshot(model), reason=reason)
     return model
@@ -141,9 +156,10 @@ def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason:
         setattr(model, field, value)
     _check_tier_override(model)
     model.full_clean(exclude=["risk_tier"])
+    _normalise_materiality(model)
     model.save()
     after = snapshot(model)
-    if diff(before, after):
+    if _changed(before, after):
         record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
     return model
 
@@ -223,7 +239,7 @@ def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], r
     dataset.full_clean()
     dataset.save()
     after = snapshot(dataset)
-    if diff(before, after):
+    if _changed(before, after):
         record_event(actor=actor, action="dataset.updated", target=dataset, before=before, after=after, reason=reason)
     return dataset
 
@@ -353,7 +369,7 @@ def model_version_update(
     version.full_clean()
     version.save()
     after = snapshot(version)
-    if diff(before, after):
+    if _changed(before, after):
         record_event(
             actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason
         )

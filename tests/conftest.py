@@ -117,9 +117,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     broker = os.environ.get("CELERY_BROKER_URL")
     postgres = _is_postgres()
     for item in items:
-        if "integration" in item.keywords and not broker:
+        if item.get_closest_marker("integration") and not broker:
             item.add_marker(pytest.mark.skip(reason="integration: set CELERY_BROKER_URL to run with a real worker"))
-        if "postgres" in item.keywords and not postgres:
+        if item.get_closest_marker("postgres") and not postgres:
             item.add_marker(pytest.mark.skip(reason="postgres: set DATABASE_URL=postgres://... to run"))
 
 

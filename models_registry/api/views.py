@@ -145,7 +145,8 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Sco
     def restrict_related(self, serializer: BaseSerializer) -> None:
         visible = selectors.dataset_list(user=self.request.user)
         for name in _DATASET_FIELDS:
-            serializer.fields[name].queryset = visible
+            if name in serializer.fields:  # TransitionSerializer names no datasets
+                serializer.fields[name].queryset = visible
         if "model" in serializer.fields:
             serializer.fields["model"].queryset = selectors.model_list(user=self.request.user)
 

@@ -1,0 +1,200 @@
+"""``manage.py demo --no-serve``: what it sets up, and that a second run changes nothing.
+
+The demo trains six models on real prices (about ten seconds), so it runs twice per module:
+a module-scoped fixture runs it, records the state after each run, and flushes the test
+database afterwards (the demo commits outside any test transaction, since it migrates).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.apps import apps
+from django.contrib.auth import authenticate, get_user_model
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.test.utils import override_settings
+
+from audit.models import Event
+from governance.models import Desk
+from governance.roles import Role
+from models_registry.artifacts import load_artifact
+from models_registry.choices import ModelType
+from models_registry.models import Dataset, Model, ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "demo-password-for-tests-7c1e"
+USERNAMES = {"alice", "bob", "vera", "carl", "rita", "ian", "admin"}
+FEATURES = ["ret_1", "ret_5", "ret_20", "vol_20", "ma_gap_10", "ma_gap_50", "volume_z_20"]
+EXPECTED_COMPLEXITY = {
+    "linear_regression": "low",
+    "logistic_regression": "low",
+    "decision_tree": "medium",
+    "random_forest": "medium",
+    "svm": "high",
+    "deep_learning": "very_high",
+}
+
+
+def _table_counts() -> dict[str, int]:
+    return {model._meta.label: model._default_manager.count() for model in apps.get_models(include_auto_created=True)}
+
+
+@dataclass
+class DemoRuns:
+    var_dir: Path
+    first_output: str
+    second_output: str
+    counts_before: dict[str, int]
+    counts_after_first: dict[str, int]
+    counts_after_second: dict[str, int]
+    summary_after_first: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker, tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("demo-var")
+    outputs = []
+    with django_db_blocker.unblock(), override_settings(VAR_DIR=var_dir), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEMO_PASSWORD", PASSWORD)
+        counts_before = _table_counts()
+        try:
+            out = io.StringIO()
+            call_command("demo", "--no-serve", stdout=out)
+            outputs.append(out.getvalue())
+            counts_after_first = _table_counts()
+            summary = json.loads((var_dir / "demo" / "summary.json").read_text(encoding="utf-8"))
+            out = io.StringIO()
+            call_command("demo", "--no-serve", stdout=out)
+            outputs.append(out.getvalue())
+            counts_after_second = _table_counts()
+        except BaseException:
+            call_command("flush", interactive=False, verbosity=0)
+            raise
+    yield DemoRuns(
+        var_dir=var_dir,
+        first_output=outputs[0],
+        second_output=outputs[1],
+        counts_before=counts_before,
+        counts_after_first=counts_after_first,
+        counts_after_second=counts_after_second,
+        summary_after_first=summary,
+    )
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+
+
+def test_users_can_log_in_with_the_demo_password(demo):
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=USERNAMES)}
+    assert set(users) == USERNAMES
+    for username in USERNAMES:
+        assert authenticate(username=username, password=PASSWORD) == users[username], username
+        assert authenticate(username=username, password=PASSWORD + "x") is None
+        assert users[username].is_staff
+    assert users["admin"].is_superuser
+    assert not any(users[name].is_superuser for name in USERNAMES - {"admin"})
+    assert set(users["alice"].groups.values_list("name", flat=True)) == {Role.MODEL_OWNER, Role.MODEL_DEVELOPER}
+    assert set(users["vera"].groups.values_list("name", flat=True)) == {Role.VALIDATOR}
+    assert set(users["carl"].groups.values_list("name", flat=True)) == {Role.COMPLIANCE_OFFICER}
+    assert set(users["rita"].groups.values_list("name", flat=True)) == {Role.REGULATOR}
+    assert set(users["ian"].groups.values_list("name", flat=True)) == {Role.INTERNAL_AUDITOR}
+
+
+def test_desks_and_datasets(demo):
+    assert Desk.objects.count() == 2
+    datasets = list(Dataset.objects.all())
+    assert len(datasets) == 8
+    assert {d.validation_status for d in datasets} == {"passed"}
+    for dataset in datasets:
+        assert dataset.row_count > 0
+        assert dataset.validation_result["passed"] is True
+        assert dataset.validated_at is not None
+        assert len(dataset.content_sha256) == 64
+        assert default_storage.exists(dataset.file.name)
+
+
+def test_one_model_per_type_with_its_complexity(demo):
+    models = list(Model.objects.all())
+    assert len(models) == 6
+    assert sorted(m.model_type for m in models) == sorted(ModelType.values)
+    for model in models:
+        assert model.complexity.value == EXPECTED_COMPLEXITY[model.model_type], model.name
+        assert model.risk_tier in (1, 2, 3)
+
+
+def test_each_model_has_a_loadable_version_predicting_on_seven_features(demo):
+    rows = pd.DataFrame(np.random.default_rng(1).normal(size=(5, 7)), columns=FEATURES)
+    for model in Model.objects.all():
+        versions = list(model.versions.all())
+        assert [v.version for v in versions] == ["1.0.0"], model.name
+        version = versions[0]
+        assert version.n_features == 7
+        assert version.feature_names == FEATURES
+        assert version.training_dataset is not None
+        assert version.test_dataset is not None
+        assert version.training_dataset != version.test_dataset
+        with default_storage.open(version.artifact.name, "rb") as handle:
+            estimator = load_artifact(handle.read())
+        predictions = estimator.predict(rows)
+        assert predictions.shape == (5,), model.name
+        assert np.isfinite(predictions.astype(float)).all()
+
+
+def test_versions_moved_through_the_lifecycle(demo):
+    statuses = Counter(ModelVersion.objects.values_list("status", flat=True))
+    assert statuses["submitted_for_validation"] >= 1
+    assert statuses["validated"] >= 1
+    assert statuses["rejected"] >= 1
+    assert statuses["draft"] == 0
+    # Validation decisions are the validator's, and each step is audited.
+    decisions = Event.objects.filter(action__in=["model_version.validate", "model_version.reject"])
+    assert decisions.count() == statuses["validated"] + statuses["rejected"]
+    assert set(decisions.values_list("actor__username", flat=True)) == {"vera"}
+
+
+def test_summary_file(demo):
+    path = demo.var_dir / "demo" / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    assert summary == demo.summary_after_first
+    by_name = {m["name"]: m for m in summary["models"]}
+    assert set(by_name) == set(Model.objects.values_list("name", flat=True))
+    for model in Model.objects.with_lifecycle_status():
+        entry = by_name[model.name]
+        assert entry["complexity"] == EXPECTED_COMPLEXITY[model.model_type]
+        assert entry["risk_tier"] == model.risk_tier
+        assert entry["lifecycle_status"] == model.lifecycle_status
+    assert len(summary["datasets"]) == 8
+    assert {d["validation"] for d in summary["datasets"]} == {"passed"}
+    assert str(path) in demo.first_output
+
+
+def test_credentials_file(demo):
+    path = demo.var_dir / "demo-credentials.txt"
+    text = path.read_text(encoding="utf-8")
+    assert f"password: {PASSWORD}" in text.splitlines()
+    for username in USERNAMES:
+        assert username in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"Password (DEMO_PASSWORD): {PASSWORD}" in demo.first_output
+
+
+def test_first_run_created_objects(demo):
+    grew = {label for label, count in demo.counts_after_first.items() if count > demo.counts_before.get(label, 0)}
+    assert {"models_registry.Model", "models_registry.ModelVersion", "models_registry.Dataset", "audit.Event"} <= grew
+    assert "Demo ready: 0 new objects." not in demo.first_output
+
+
+def test_second_run_adds_nothing(demo):
+    assert demo.counts_after_second == demo.counts_after_first
+    assert "Demo ready: 0 new objects." in demo.second_output
+    assert demo.counts_after_second["audit.Event"] > 0
