@@ -9,7 +9,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import models as db_models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -225,6 +224,7 @@ class DatasetAdmin(ServiceBackedAdmin):
 
 class ModelVersionAdminForm(forms.ModelForm):
     upload = forms.FileField(required=False, help_text="skops archive (.skops). Pickle and joblib files are refused.")
+    code_repository = forms.URLField(required=False, max_length=500, assume_scheme="https")
 
     class Meta:
         model = ModelVersion
@@ -288,7 +288,6 @@ def _transition_action(target: LifecycleStatus) -> Any:
 class ModelVersionAdmin(ServiceBackedAdmin):
     form = ModelVersionAdminForm
     add_only_fields = ("upload",)
-    formfield_overrides = {db_models.URLField: {"assume_scheme": "https"}}
     list_display = ["__str__", "status", "estimator_class_short", "created_by", "created_at"]
     list_filter = ["status", "model__purpose", "model__risk_tier"]
     search_fields = ["model__name", "version", "artifact_sha256"]
