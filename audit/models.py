@@ -31,8 +31,8 @@ class Event(models.Model):
     (``actor`` null, ``actor_label`` such as ``system:demo``) for jobs and commands.
     """
 
-    seq = models.BigAutoField(primary_key=True)
-    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    seq = models.BigIntegerField(primary_key=True)
+    timestamp = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -46,6 +46,10 @@ class Event(models.Model):
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    policy_set_hash = models.CharField(max_length=64, blank=True)
+    leaf_hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
 
     objects = EventQuerySet.as_manager()
 
@@ -64,3 +68,44 @@ class Event(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("audit events are append-only: delete() is refused")
+
+
+class TreeNode(models.Model):
+    """Hash of a complete Merkle subtree above the leaves (level >= 1).
+
+    Leaf hashes (level 0) live on the events. With every complete subtree stored, any
+    inclusion or consistency proof is O(log n) reads (see audit/merkle.py).
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_tree_node"
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="audit_tree_node_unique")]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class Head(models.Model):
+    """The log's single head row: the lock writers take, and the state they append to.
+
+    ``frontier`` lists the complete subtrees that make up the tree, largest first, as
+    ``[level, hex hash]`` pairs, so appending needs no reads of older nodes.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+    last_entry_hash = models.CharField(max_length=64, default="0" * 64)
+    frontier = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "audit_head"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_single_row")]
+
+    def __str__(self) -> str:
+        return f"audit head at {self.size}"

@@ -6,9 +6,12 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
-from audit import context
-from audit.models import Event
+from audit import context, hashing, merkle
+from audit.models import Event, Head, TreeNode
 from audit.snapshot import json_safe
 
 
@@ -35,6 +38,41 @@ def actor_label(actor: Actor | AnonymousUser | None) -> str:
     return actor.get_username()
 
 
+def _lock_head() -> Head:
+    """Take the log's write lock and return the head.
+
+    The UPDATE comes first: it takes PostgreSQL's row lock (and SQLite's write lock)
+    before anything is read, so concurrent writers queue here and sequence numbers are
+    dense and commit-ordered. Rolled back with the transaction if anything later fails.
+    """
+    locked = Head.objects.filter(pk=1).update(size=F("size") + 1)
+    if locked != 1:
+        # Only an empty log may start a head (a fresh or flushed database); a missing
+        # head beside existing events means the log was tampered with.
+        if Event.objects.exists():
+            raise RuntimeError("the audit head row is missing while events exist; run audit_verify")
+        Head.objects.get_or_create(pk=1)
+        Head.objects.filter(pk=1).update(size=F("size") + 1)
+    return Head.objects.get(pk=1)
+
+
+def _append_to_tree(head: Head, leaf: bytes) -> None:
+    """Fold the new leaf into the frontier, storing every complete subtree it closes."""
+    frontier = [(level, bytes.fromhex(h)) for level, h in head.frontier]
+    level, node = 0, leaf
+    index = head.size - 1  # the new leaf's index; head.size already counts it
+    new_nodes = []
+    while frontier and frontier[-1][0] == level:
+        _, left = frontier.pop()
+        node = merkle.node_hash(left, node)
+        level, index = level + 1, index >> 1
+        new_nodes.append(TreeNode(level=level, index=index, hash=node.hex()))
+    frontier.append((level, node))
+    if new_nodes:
+        TreeNode.objects.bulk_create(new_nodes)
+    head.frontier = [[lvl, h.hex()] for lvl, h in frontier]
+
+
 def record_event(
     *,
     actor: Actor | AnonymousUser | None,
@@ -45,6 +83,7 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str = "",
+    policy_set_hash: str = "",
 ) -> Event:
     """Append one event. Must run inside the caller's transaction (the change's own)."""
     if not transaction.get_connection().in_atomic_block:
@@ -54,16 +93,31 @@ def record_event(
         object_id = object_id if object_id is not None else target.pk
     ctx = context.current()
     user = actor if isinstance(actor, AbstractBaseUser) else None
-    return Event.objects.create(
-        actor=user,
-        actor_label=actor_label(actor),
-        action=action,
-        object_type=object_type or "",
-        object_id="" if object_id is None else str(object_id),
-        object_repr=str(target)[:300] if target is not None else "",
-        before=json_safe(before) if before is not None else None,
-        after=json_safe(after) if after is not None else None,
-        reason=reason,
-        request_id=ctx.request_id,
-        client_address=ctx.client_address,
-    )
+    head = _lock_head()
+    fields: dict[str, Any] = {
+        "seq": head.size,
+        "timestamp": timezone.now(),
+        "actor_id": user.pk if user is not None else None,
+        "actor_label": actor_label(actor),
+        "action": action,
+        "object_type": object_type or "",
+        "object_id": "" if object_id is None else str(object_id),
+        "object_repr": str(target)[:300] if target is not None else "",
+        "before": json_safe(before) if before is not None else None,
+        "after": json_safe(after) if after is not None else None,
+        "reason": reason,
+        "request_id": ctx.request_id,
+        # Stored the way the column normalises it, so the hash can be recomputed from the row.
+        "client_address": clean_ipv6_address(ctx.client_address)
+        if ctx.client_address and ":" in ctx.client_address
+        else ctx.client_address,
+        "policy_set_hash": policy_set_hash,
+    }
+    leaf = hashing.event_leaf_hash(fields)
+    prev = bytes.fromhex(head.last_entry_hash)
+    entry = hashing.chain_hash(prev, leaf)
+    event = Event.objects.create(**fields, leaf_hash=leaf.hex(), prev_hash=prev.hex(), entry_hash=entry.hex())
+    _append_to_tree(head, leaf)
+    head.last_entry_hash = entry.hex()
+    head.save(update_fields=["last_entry_hash", "frontier"])
+    return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -11,12 +12,20 @@ from django.db import models
 from django.db.models.fields.files import FieldFile
 
 
+# Numbers beyond this magnitude are kept as strings: RFC 8785 (the audit log's canonical
+# form) refuses integers it cannot represent exactly, and PostgreSQL's jsonb would give
+# large floats back as integers, changing the canonical bytes.
+_EXACT_LIMIT = 2**53
+
+
 def json_safe(value: Any) -> Any:
     """Convert a field value to JSON without losing precision (Decimals become strings)."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        return value if abs(value) < _EXACT_LIMIT else str(value)
     if isinstance(value, float):
-        return value
+        return value if math.isfinite(value) and abs(value) < _EXACT_LIMIT else repr(value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):

@@ -186,3 +186,39 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_flush_bypasses_audit_triggers() -> Iterator[None]:
+    """Transactional tests empty every table between tests; the audit tables refuse that.
+
+    Only here, the flush does what a table owner could: on PostgreSQL it runs with
+    ``session_replication_role = replica`` (triggers off for that transaction), on SQLite
+    it drops the triggers and recreates them. The application itself never does this.
+    """
+    import importlib
+
+    from django.db import connection
+
+    triggers = importlib.import_module("audit.migrations.0002_append_only_triggers")
+    drops = [
+        f"DROP TRIGGER IF EXISTS {name}"
+        for name in [
+            *(f"{t}_no_{op}" for t in triggers.PROTECTED for op in ("update", "delete")),
+            "audit_head_no_delete",
+        ]
+    ]
+    ops_class = type(connection.ops)
+    original = ops_class.sql_flush
+
+    def flush(self, style, tables, **kwargs):  # type: ignore[no-untyped-def]
+        statements = original(self, style, tables, **kwargs)
+        if not statements:
+            return statements
+        if connection.vendor == "postgresql":
+            return ["SET LOCAL session_replication_role = replica", *statements]
+        return [*drops, *statements, *triggers.SQLITE]
+
+    ops_class.sql_flush = flush
+    yield
+    ops_class.sql_flush = original
