@@ -11,7 +11,6 @@ from typing import Any
 from django.db import models
 from django.db.models.fields.files import FieldFile
 
-
 # Numbers beyond this magnitude are kept as strings: RFC 8785 (the audit log's canonical
 # form) refuses integers it cannot represent exactly, and PostgreSQL's jsonb would give
 # large floats back as integers, changing the canonical bytes.
