@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from audit.verify import verify_log
 from governance.demo import seed
 
 
@@ -42,6 +43,11 @@ class Command(BaseCommand):
         failed = [d["name"] for d in summary["datasets"] if d["validation"] != "passed"]
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
         out.write(f"Summary written to {summary_path}")
+        audit = verify_log()
+        if audit.ok:
+            out.write(f"Audit log verified: {audit.size} events, Merkle root {audit.root}")
+        else:
+            out.write(self.style.ERROR(f"Audit log verification FAILED: first bad seq: {audit.first_bad_seq}"))
         out.write(
             f"\nUsers: alice, bob (model owners), vera (validator), carl (compliance), rita (regulator), "
             f"ian (internal auditor), admin (superuser)\nPassword ({report.password_source}): {report.password}\n"
