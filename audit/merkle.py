@@ -208,6 +208,16 @@ class MemoryTree:
             closed.append((level, index, parent))
         return closed
 
+    def frontier(self, tree_size: int | None = None) -> list[tuple[int, bytes]]:
+        """The complete subtrees that make up the tree of ``tree_size`` leaves, largest first."""
+        size = self.size if tree_size is None else tree_size
+        out, start = [], 0
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                out.append((level, self.node(level, start >> level)))
+                start += 1 << level
+        return out
+
     def node(self, level: int, index: int) -> bytes:
         try:
             return self._levels[level][index]

@@ -109,3 +109,26 @@ class Head(models.Model):
 
     def __str__(self) -> str:
         return f"audit head at {self.size}"
+
+
+class Checkpoint(models.Model):
+    """A signed tree head: (tree size, root hash, time) signed with Ed25519.
+
+    Also appended to a file outside the database, because a hash chain alone cannot show
+    that its tail was cut.
+    """
+
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    timestamp = models.DateTimeField()
+    key_id = models.CharField(max_length=64, help_text="SHA-256 of the raw Ed25519 public key.")
+    signature = models.CharField(max_length=128)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_checkpoint"
+        ordering = ["tree_size", "pk"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.tree_size}"

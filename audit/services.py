@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from audit import context, hashing, merkle
-from audit.models import Event, Head, TreeNode
+from audit import context, hashing, merkle, signing
+from audit.models import Checkpoint, Event, Head, TreeNode
+from audit.selectors import stored_node
 from audit.snapshot import json_safe
 
 
@@ -121,3 +125,35 @@ def record_event(
     head.last_entry_hash = entry.hex()
     head.save(update_fields=["last_entry_hash", "frontier"])
     return event
+
+
+def _append_checkpoint_file(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+
+
+@transaction.atomic
+def checkpoint_create(*, actor: Actor) -> Checkpoint:
+    """Sign the current tree head, store it, and append it to the checkpoint file.
+
+    The checkpoint's own audit event is written first, so the signed tree includes it.
+    The file line is appended once the transaction has committed.
+    """
+    key = signing.load_private_key()
+    record_event(actor=actor, action="audit.checkpoint", object_type="audit.checkpoint")
+    head = Head.objects.get(pk=1)
+    root = merkle.root_hash(stored_node, head.size).hex()
+    signed = signing.sign(key=key, tree_size=head.size, root_hash=root, timestamp=timezone.now())
+    checkpoint = Checkpoint.objects.create(
+        tree_size=signed.tree_size,
+        root_hash=signed.root_hash,
+        timestamp=signed.timestamp,
+        key_id=signed.key_id,
+        signature=signed.signature,
+    )
+    line = json.dumps(signed.as_json(), sort_keys=True)
+    path = Path(settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE)
+    transaction.on_commit(lambda: _append_checkpoint_file(path, line))
+    return checkpoint

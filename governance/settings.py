@@ -170,6 +170,12 @@ GOVERNANCE_TRUSTED_ARTIFACT_TYPES = env_list(
     ],
 )
 
+# Audit log: Ed25519 key for signed checkpoints (PEM, or a file), and the file outside the
+# database that every checkpoint is also appended to.
+GOVERNANCE_AUDIT_SIGNING_KEY = env_str("GOVERNANCE_AUDIT_SIGNING_KEY")
+GOVERNANCE_AUDIT_SIGNING_KEY_FILE = env_path("GOVERNANCE_AUDIT_SIGNING_KEY_FILE", VAR_DIR / "audit" / "signing-key.pem")
+GOVERNANCE_AUDIT_CHECKPOINT_FILE = env_path("GOVERNANCE_AUDIT_CHECKPOINT_FILE", VAR_DIR / "audit" / "checkpoints.jsonl")
+
 # Risk tiering: materiality (capital at risk, in GOVERNANCE_BASE_CURRENCY) bands.
 GOVERNANCE_BASE_CURRENCY = env_str("GOVERNANCE_BASE_CURRENCY", "USD")
 GOVERNANCE_MATERIALITY_HIGH = env_decimal("GOVERNANCE_MATERIALITY_HIGH", "50000000")

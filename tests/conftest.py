@@ -201,10 +201,11 @@ def _test_flush_bypasses_audit_triggers() -> Iterator[None]:
     from django.db import connection
 
     triggers = importlib.import_module("audit.migrations.0002_append_only_triggers")
+    checkpoint_triggers = importlib.import_module("audit.migrations.0004_checkpoint_append_only")
     drops = [
         f"DROP TRIGGER IF EXISTS {name}"
         for name in [
-            *(f"{t}_no_{op}" for t in triggers.PROTECTED for op in ("update", "delete")),
+            *(f"{t}_no_{op}" for t in (*triggers.PROTECTED, "audit_checkpoint") for op in ("update", "delete")),
             "audit_head_no_delete",
         ]
     ]
@@ -217,8 +218,16 @@ def _test_flush_bypasses_audit_triggers() -> Iterator[None]:
             return statements
         if connection.vendor == "postgresql":
             return ["SET LOCAL session_replication_role = replica", *statements]
-        return [*drops, *statements, *triggers.SQLITE]
+        return [*drops, *statements, *triggers.SQLITE, *checkpoint_triggers.SQLITE]
 
     ops_class.sql_flush = flush
     yield
     ops_class.sql_flush = original
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_files(settings, tmp_path) -> None:
+    """Each test gets its own checkpoint file and signing key path: the file lives outside
+    the database on purpose, so it would otherwise outlive the test database's flush."""
+    settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE = tmp_path / "audit" / "checkpoints.jsonl"
+    settings.GOVERNANCE_AUDIT_SIGNING_KEY_FILE = tmp_path / "audit" / "signing-key.pem"

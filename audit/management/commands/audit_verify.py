@@ -30,13 +30,19 @@ class Command(BaseCommand):
                 "root": result.root,
                 "first_bad_seq": result.first_bad_seq,
                 "problems": result.problems,
+                "unverifiable": result.unverifiable,
+                "checkpoints_checked": result.checkpoints_checked,
             }
             self.stdout.write(json.dumps(payload))
         elif result.ok:
             self.stdout.write(f"OK: {result.size} events, root {result.root}")
-        else:
+        elif result.first_bad_seq is not None:
             self.stdout.write(f"FAILED: first bad seq: {result.first_bad_seq}")
             for problem in result.problems:
+                self.stdout.write(f"  {problem}")
+        else:
+            self.stdout.write("FAILED: the log could not be fully verified")
+            for problem in result.unverifiable:
                 self.stdout.write(f"  {problem}")
         if not result.ok:
             sys.exit(1)
