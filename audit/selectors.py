@@ -1,9 +1,142 @@
+"""Reads of the audit log: events scoped to the actor, checkpoints, and Merkle proofs."""
+
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import Any
 
-from audit import merkle
-from audit.models import Event, Head, TreeNode
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
+
+from audit import merkle, signing
+from audit.models import Checkpoint, Event, Head, TreeNode
+
+User = AbstractBaseUser | AnonymousUser
+
+VIEW_ALL_PERMISSION = "audit.view_event"
+
+
+class ProofRequestError(merkle.ProofError):
+    """A proof request outside the log; ``parameter`` names the argument at fault."""
+
+    def __init__(self, message: str, *, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def sees_all_events(*, user: User) -> bool:
+    """Holders of ``audit.view_event`` (compliance, internal audit, risk, administrators) see the whole log."""
+    return bool(user.is_authenticated and user.has_perm(VIEW_ALL_PERMISSION))
+
+
+def _visible_ids(queryset: QuerySet) -> QuerySet:
+    # object_id is text (it holds any model's key); cast the integer keys so the subquery
+    # compares like with like, which PostgreSQL insists on.
+    return queryset.order_by().annotate(_audit_key=Cast("pk", output_field=CharField())).values("_audit_key")
+
+
+def event_list(*, user: User) -> QuerySet[Event]:
+    """Events the user may see, oldest first.
+
+    Everything for holders of ``audit.view_event``; for anyone else, the events about
+    models, versions and datasets the inventory selectors let them see, plus the events
+    they acted on themselves. Nothing for anonymous users.
+    """
+    qs = Event.objects.order_by("seq")
+    if not user.is_authenticated:
+        return qs.none()
+    if sees_all_events(user=user):
+        return qs
+    # Imported here: models_registry's models import audit modules, and audit.services
+    # imports this module, so a module-level import would make the apps' imports circular.
+    from models_registry import selectors as registry_selectors
+
+    scopes = {
+        "models_registry.model": registry_selectors.model_list(user=user),
+        "models_registry.modelversion": registry_selectors.model_version_list(user=user),
+        "models_registry.dataset": registry_selectors.dataset_list(user=user),
+    }
+    visible = Q(actor_id=user.pk)
+    for object_type, queryset in scopes.items():
+        visible |= Q(object_type=object_type, object_id__in=_visible_ids(queryset))
+    return qs.filter(visible)
+
+
+def actor_condition(value: str) -> Q:
+    """Events by an actor named as a label (username or ``system:...``) or, for digits, also a user id.
+
+    A digit string is ambiguous (user id 7, or a user named "7"), so it matches either.
+    """
+    condition = Q(actor_label=value)
+    if value.isdigit():
+        condition |= Q(actor_id=int(value))
+    return condition
+
+
+def may_prove_inclusion(*, user: User, seq: int) -> bool:
+    """Auditors may ask about any position (and learn when it is out of range); others only about events they see."""
+    return sees_all_events(user=user) or event_list(user=user).filter(seq=seq).exists()
+
+
+def checkpoint_latest() -> Checkpoint | None:
+    return Checkpoint.objects.order_by("-tree_size", "-pk").first()
+
+
+def checkpoint_latest_published() -> dict[str, Any] | None:
+    """The latest checkpoint as a recipient checks it: the signed fields exactly as signed (the
+    checkpoint file's JSON), the signed message itself, and the public key; ``None`` if there is none."""
+    checkpoint = checkpoint_latest()
+    if checkpoint is None:
+        return None
+    head = signing.SignedTreeHead(
+        checkpoint.tree_size, checkpoint.root_hash, checkpoint.timestamp, checkpoint.key_id, checkpoint.signature
+    )
+    message = signing.signed_message(tree_size=head.tree_size, root_hash=head.root_hash, timestamp=head.timestamp)
+    return {
+        **head.as_json(),
+        "origin": signing.ORIGIN,
+        "signed_message": message.decode(),
+        "public_key_pem": checkpoint_public_key_pem(key_id=head.key_id),
+    }
+
+
+def checkpoint_public_key_pem(*, key_id: str) -> str | None:
+    """The PEM public key that checks checkpoints signed with ``key_id``, if it is this server's key.
+
+    ``None`` when no key is configured or the checkpoint was signed with another (rotated)
+    key: handing out a key that cannot check the signature would only mislead.
+    """
+    try:
+        public_key = signing.load_private_key().public_key()
+    except ImproperlyConfigured:
+        return None
+    if signing.key_id(public_key) != key_id:
+        return None
+    return signing.public_key_pem(public_key)
+
+
+def existing_object_ids(pairs: set[tuple[str, str]], models: dict[str, type]) -> set[tuple[str, str]]:
+    """Which ``(object_type, object_id)`` pairs still name a row: one query per object type, not per pair.
+
+    ``models`` maps object types to their model classes; types missing from it are skipped.
+    """
+    found: set[tuple[str, str]] = set()
+    by_type: dict[str, set[str]] = {}
+    for object_type, object_id in pairs:
+        if object_type in models and object_id:
+            by_type.setdefault(object_type, set()).add(object_id)
+    for object_type, ids in by_type.items():
+        model = models[object_type]
+        keys = []
+        for object_id in ids:
+            try:
+                keys.append(model._meta.pk.to_python(object_id))
+            except (ValidationError, ValueError, TypeError):
+                continue  # an id of the wrong shape names no row
+        existing = model._default_manager.filter(pk__in=keys).values_list("pk", flat=True)
+        found.update((object_type, str(pk)) for pk in existing)
+    return found
 
 
 def events_for_object(*, object_type: str, object_id: str | int) -> QuerySet[Event]:
@@ -26,18 +159,22 @@ def stored_node(level: int, index: int) -> bytes:
     return bytes.fromhex(value)
 
 
-def _check_size(tree_size: int) -> None:
-    size = head().size
-    if not 1 <= tree_size <= size:
-        raise merkle.ProofError(f"tree size {tree_size} is outside the log (1..{size})")
+def log_size() -> int:
+    """Events in the log according to its head (0 before the first event)."""
+    return Head.objects.filter(pk=1).values_list("size", flat=True).first() or 0
 
 
 def inclusion_proof(*, seq: int, tree_size: int | None = None) -> dict[str, object]:
-    """Inclusion proof of event ``seq`` in the tree of ``tree_size`` events (default: all)."""
-    tree_size = tree_size or head().size
-    _check_size(tree_size)
+    """Inclusion proof of event ``seq`` in the tree of ``tree_size`` events (default: all).
+
+    The ``audit_proof`` command and the API both print this dict as it is.
+    """
+    size = log_size()
+    if tree_size is not None and not 1 <= tree_size <= size:
+        raise ProofRequestError(f"tree size {tree_size} is outside the log (1..{size})", parameter="tree_size")
+    tree_size = size if tree_size is None else tree_size
     if not 1 <= seq <= tree_size:
-        raise merkle.ProofError(f"seq {seq} is not in a tree of size {tree_size}")
+        raise ProofRequestError(f"seq {seq} is not in a tree of size {tree_size}", parameter="seq")
     index = seq - 1
     return {
         "seq": seq,
@@ -51,9 +188,11 @@ def inclusion_proof(*, seq: int, tree_size: int | None = None) -> dict[str, obje
 
 def consistency_proof(*, first: int, second: int) -> dict[str, object]:
     """Proof that the log at size ``first`` is a prefix of the log at size ``second``."""
-    _check_size(second)
+    size = log_size()
+    if not 1 <= second <= size:
+        raise ProofRequestError(f"tree size {second} is outside the log (1..{size})", parameter="second")
     if not 1 <= first <= second:
-        raise merkle.ProofError(f"no consistency proof from size {first} to size {second}")
+        raise ProofRequestError(f"no consistency proof from size {first} to size {second}", parameter="first")
     return {
         "first": first,
         "second": second,

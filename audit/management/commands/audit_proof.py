@@ -24,6 +24,7 @@ class Command(BaseCommand):
         consistency.add_argument("--to", dest="second", type=int, required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The same selectors answer /api/audit/proofs/, so both print identical JSON.
         try:
             if options["kind"] == "inclusion":
                 proof = selectors.inclusion_proof(seq=options["seq"], tree_size=options["tree_size"])
