@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class RequestContext:
     request_id: str = ""
     client_address: str | None = None
+    # Read lazily: the API authenticates inside the view, after the middleware has run.
+    user_getter: Callable[[], Any] | None = None
 
 
 _EMPTY = RequestContext()
@@ -27,9 +30,22 @@ def current() -> RequestContext:
     return _current.get() or _EMPTY
 
 
+def current_user() -> Any:
+    """The request's user, if there is a request; for events that Django itself triggers."""
+    getter = current().user_getter
+    return getter() if getter is not None else None
+
+
 @contextlib.contextmanager
-def audit_context(*, request_id: str | None = None, client_address: str | None = None) -> Iterator[RequestContext]:
-    ctx = RequestContext(request_id=request_id or uuid.uuid4().hex, client_address=client_address)
+def audit_context(
+    *,
+    request_id: str | None = None,
+    client_address: str | None = None,
+    user_getter: Callable[[], Any] | None = None,
+) -> Iterator[RequestContext]:
+    ctx = RequestContext(
+        request_id=request_id or uuid.uuid4().hex, client_address=client_address, user_getter=user_getter
+    )
     token = _current.set(ctx)
     try:
         yield ctx

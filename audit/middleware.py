@@ -21,7 +21,11 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else None
-        with audit_context(request_id=request_id, client_address=request.META.get("REMOTE_ADDR")) as ctx:
+        with audit_context(
+            request_id=request_id,
+            client_address=request.META.get("REMOTE_ADDR"),
+            user_getter=lambda: getattr(request, "user", None),
+        ) as ctx:
             request.request_id = ctx.request_id  # type: ignore[attr-defined]
             response = self.get_response(request)
             response["X-Request-ID"] = ctx.request_id

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from audit import context, hashing, merkle, signing
+from audit import context, hashing, merkle, scope, signing
 from audit.models import Checkpoint, Event, Head, TreeNode
 from audit.selectors import stored_node
 from audit.snapshot import json_safe
@@ -97,6 +97,7 @@ def record_event(
         object_id = object_id if object_id is not None else target.pk
     ctx = context.current()
     user = actor if isinstance(actor, AbstractBaseUser) else None
+    scope.note_audited(object_type or "", "" if object_id is None else object_id)
     head = _lock_head()
     fields: dict[str, Any] = {
         "seq": head.size,

@@ -22,4 +22,15 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from audit.governed import govern, govern_recorded
+        from governance import receivers
+
         post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")
+        govern(self.get_model("Desk"))
+        govern(self.get_model("Membership"))
+        govern_recorded(get_user_model(), links=("groups", "user_permissions"))
+        govern_recorded(Group, links=("permissions",))
+        receivers.connect()

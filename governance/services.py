@@ -6,8 +6,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
-from django.db import transaction
+from django.utils import timezone
 
+from audit.scope import audited_change
 from audit.services import Actor, SystemActor, record_event
 from audit.snapshot import snapshot
 from governance.models import Desk, Membership
@@ -16,7 +17,7 @@ from governance.roles import ROLE_PERMISSIONS, Role
 User = get_user_model()
 
 
-@transaction.atomic
+@audited_change()
 def desk_create(*, actor: Actor, code: str, name: str) -> Desk:
     desk = Desk(code=code, name=name)
     desk.full_clean()
@@ -25,7 +26,7 @@ def desk_create(*, actor: Actor, code: str, name: str) -> Desk:
     return desk
 
 
-@transaction.atomic
+@audited_change()
 def desk_update(*, actor: Actor, desk: Desk, changes: dict[str, Any]) -> Desk:
     desk = Desk.objects.select_for_update().get(pk=desk.pk)
     before = snapshot(desk)
@@ -39,7 +40,7 @@ def desk_update(*, actor: Actor, desk: Desk, changes: dict[str, Any]) -> Desk:
     return desk
 
 
-@transaction.atomic
+@audited_change()
 def membership_set(*, actor: Actor, user: AbstractBaseUser, desk: Desk) -> Membership:
     """Put ``user`` on ``desk`` (moving them if they were on another)."""
     existing = Membership.objects.select_for_update().filter(user=user).first()
@@ -53,7 +54,7 @@ def membership_set(*, actor: Actor, user: AbstractBaseUser, desk: Desk) -> Membe
     return membership
 
 
-@transaction.atomic
+@audited_change()
 def roles_sync(*, actor: Actor | None = None) -> list[str]:
     """Create the role groups and give each exactly its permissions; returns what changed.
 
@@ -78,7 +79,7 @@ def roles_sync(*, actor: Actor | None = None) -> list[str]:
     return changed
 
 
-@transaction.atomic
+@audited_change()
 def user_create(
     *,
     actor: Actor,
@@ -113,8 +114,30 @@ def user_create(
     return user
 
 
-@transaction.atomic
+@audited_change()
 def user_set_password(*, actor: Actor, user: AbstractBaseUser, password: str) -> None:
     user.set_password(password)
     user.save(update_fields=["password"])
     record_event(actor=actor, action="user.password_set", target=user)
+
+
+@audited_change()
+def login_succeeded(*, user: AbstractBaseUser) -> None:
+    """Stamp ``last_login`` and record the login, in one transaction."""
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    record_event(actor=user, action="auth.login_succeeded", target=user)
+
+
+@audited_change()
+def login_failed(*, username: str) -> None:
+    """Record a failed login attempt, naming the account if it exists (never the password)."""
+    username = (username or "")[: User._meta.get_field(User.USERNAME_FIELD).max_length]
+    account = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+    record_event(
+        actor=None,
+        action="auth.login_failed",
+        target=account,
+        object_type=User._meta.label_lower,
+        after={"username": username, "account_exists": account is not None},
+    )

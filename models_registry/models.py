@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
 
+from audit.governed import GovernedQuerySet
 from models_registry import tiering
 from models_registry.choices import (
     Classification,
@@ -29,7 +30,7 @@ version_label_validator = RegexValidator(
 commit_validator = RegexValidator(r"^[0-9a-f]{7,40}$", "A commit is 7 to 40 lowercase hexadecimal characters.")
 
 
-class ModelQuerySet(models.QuerySet):
+class ModelQuerySet(GovernedQuerySet):
     def with_lifecycle_status(self) -> ModelQuerySet:
         """Annotate ``lifecycle_status``: the status of the model's latest version (or draft)."""
         latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-created_at", "-pk").values("status")[:1]
@@ -134,6 +135,8 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = GovernedQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -171,6 +174,8 @@ class ModelVersion(models.Model):
     test_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="test_for")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_versions")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GovernedQuerySet.as_manager()
 
     class Meta:
         ordering = ["model__name", "-created_at"]

@@ -18,9 +18,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 
+from audit.scope import audited_change
 from audit.services import Actor, record_event
 from audit.snapshot import diff, snapshot
 from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
@@ -103,7 +103,7 @@ def _check_tier_override(model: Model) -> None:
         model.risk_tier_override_justification = ""
 
 
-@transaction.atomic
+@audited_change()
 def model_create(
     *,
     actor: Actor,
@@ -145,7 +145,7 @@ def model_create(
     return model
 
 
-@transaction.atomic
+@audited_change()
 def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason: str = "") -> Model:
     """Change a model's definition; the tier is recomputed and the diff audited."""
     _require_permission(actor, "models_registry.change_model", "change models")
@@ -157,14 +157,15 @@ def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason:
     _check_tier_override(model)
     model.full_clean(exclude=["risk_tier"])
     _normalise_materiality(model)
+    if not _changed(before, snapshot(model)):
+        return model  # Saving would bump updated_at: a write with nothing to audit.
     model.save()
     after = snapshot(model)
-    if _changed(before, after):
-        record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
+    record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
     return model
 
 
-@transaction.atomic
+@audited_change()
 def dataset_register(
     *,
     actor: Actor,
@@ -221,7 +222,7 @@ def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-@transaction.atomic
+@audited_change()
 def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], reason: str = "") -> Dataset:
     """Change a dataset's governance metadata or rules; new rules reset its validation status."""
     _require_permission(actor, "models_registry.change_dataset", "change datasets")
@@ -237,10 +238,11 @@ def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], r
         dataset.validation_result = None
         dataset.validated_at = None
     dataset.full_clean()
+    if not _changed(before, snapshot(dataset)):
+        return dataset  # Saving would bump updated_at: a write with nothing to audit.
     dataset.save()
     after = snapshot(dataset)
-    if _changed(before, after):
-        record_event(actor=actor, action="dataset.updated", target=dataset, before=before, after=after, reason=reason)
+    record_event(actor=actor, action="dataset.updated", target=dataset, before=before, after=after, reason=reason)
     return dataset
 
 
@@ -253,7 +255,7 @@ def read_dataset_frame(dataset: Dataset) -> Any:
     return datasets.read_csv(content)
 
 
-@transaction.atomic
+@audited_change()
 def dataset_validate(*, actor: Actor, dataset: Dataset) -> Dataset:
     """Run the dataset's declared rules on its content and store the result."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
@@ -285,7 +287,7 @@ def _check_dataset_roles(version: ModelVersion) -> None:
         raise ValidationError(errors)
 
 
-@transaction.atomic
+@audited_change()
 def model_version_create(
     *,
     actor: Actor,
@@ -347,7 +349,7 @@ def _default_framework() -> str:
     return f"scikit-learn {sklearn.__version__}"
 
 
-@transaction.atomic
+@audited_change()
 def model_version_update(
     *, actor: Actor, version: ModelVersion, changes: dict[str, Any], reason: str = ""
 ) -> ModelVersion:
@@ -367,16 +369,15 @@ def model_version_update(
         raise ValidationError({"hyperparameters": ["must be a JSON object"]})
     _check_dataset_roles(version)
     version.full_clean()
+    if not _changed(before, snapshot(version)):
+        return version  # Saving would bump updated_at: a write with nothing to audit.
     version.save()
     after = snapshot(version)
-    if _changed(before, after):
-        record_event(
-            actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason
-        )
+    record_event(actor=actor, action="model_version.updated", target=version, before=before, after=after, reason=reason)
     return version
 
 
-@transaction.atomic
+@audited_change()
 def model_version_transition(*, actor: Actor, version: ModelVersion, to_status: str, reason: str = "") -> ModelVersion:
     """Move a version along the lifecycle; anything the state machine does not allow is refused."""
     _require_permission(actor, "models_registry.transition_modelversion", "change lifecycle status")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 import factory
 import numpy as np
@@ -14,6 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from sklearn.linear_model import LogisticRegression
 
+from audit.scope import audited_change
+from audit.services import SystemActor, record_event
+from governance import services as governance_services
 from governance.models import Desk
 from governance.roles import Role
 
@@ -28,12 +32,18 @@ PRICE_CSV = (
 
 
 class DeskFactory(factory.django.DjangoModelFactory):
+    """Desks are governed: created through their service, which records the event."""
+
     class Meta:
         model = Desk
-        django_get_or_create = ("code",)
 
     code = factory.Sequence(lambda n: f"desk-{n}")
     name = factory.LazyAttribute(lambda o: f"Desk {o.code}")
+
+    @classmethod
+    def _create(cls, model_class: type[Desk], *args: object, **kwargs: str) -> Desk:
+        existing = Desk.objects.filter(code=kwargs["code"]).first()
+        return existing or governance_services.desk_create(actor=SystemActor("tests"), **kwargs)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -69,3 +79,16 @@ def csv_bytes(text: str) -> bytes:
 
 
 MATERIALITY_LOW = Decimal("1000000.00")
+
+
+def force_fields(instance: Any, **fields: Any) -> Any:
+    """Test set-up only: put a governed row into a state no service would reach directly.
+
+    Still an audited change (action ``test.state_forced``): governed rows cannot be
+    written without an event, in tests either.
+    """
+    with audited_change():
+        type(instance).objects.filter(pk=instance.pk).update(**fields)
+        record_event(actor=SystemActor("tests"), action="test.state_forced", target=instance, after=fields)
+    instance.refresh_from_db()
+    return instance

@@ -13,7 +13,7 @@ from governance.roles import Role
 from models_registry import lifecycle, services
 from models_registry.choices import LifecycleStatus
 from models_registry.models import ModelVersion
-from tests.factories import UserFactory
+from tests.factories import UserFactory, force_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def _pair_id(pair: tuple[str, str]) -> str:
 
 def _force_status(version: ModelVersion, status: str) -> ModelVersion:
     """Put a version in ``status`` without going through the service (test set-up only)."""
-    ModelVersion.objects.filter(pk=version.pk).update(status=status)
+    force_fields(version, status=status)
     version.refresh_from_db()
     return version
 

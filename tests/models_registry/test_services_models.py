@@ -13,7 +13,7 @@ from governance.roles import Role
 from models_registry import services
 from models_registry.choices import LifecycleStatus
 from models_registry.models import Model, ModelVersion
-from tests.factories import UserFactory, skops_classifier_bytes
+from tests.factories import UserFactory, force_fields, skops_classifier_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -263,7 +263,7 @@ def version(make_version):
 
 @pytest.mark.parametrize("status", [LifecycleStatus.DRAFT, LifecycleStatus.IN_DEVELOPMENT])
 def test_model_version_update_allowed_while_editable(version, owner, status):
-    ModelVersion.objects.filter(pk=version.pk).update(status=status)
+    force_fields(version, status=status)
     events_before = Event.objects.count()
     services.model_version_update(
         actor=owner, version=version, changes={"hyperparameters": {"C": 0.5}, "code_commit": "abc1234"}
@@ -297,7 +297,7 @@ def test_model_version_update_refused_once_submitted_for_validation(version, own
     [s for s in LifecycleStatus.values if s not in (LifecycleStatus.DRAFT, LifecycleStatus.IN_DEVELOPMENT)],
 )
 def test_model_version_update_refused_in_every_frozen_status(version, owner, status):
-    ModelVersion.objects.filter(pk=version.pk).update(status=status)
+    force_fields(version, status=status)
     events_before = Event.objects.count()
     with pytest.raises(Conflict):
         services.model_version_update(actor=owner, version=version, changes={"code_commit": "abc1234"})

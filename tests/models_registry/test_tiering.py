@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from audit.models import Event
+from audit.scope import audited_change
+from audit.services import SystemActor, record_event
 from models_registry import services, tiering
 from models_registry.choices import Complexity, Materiality, ModelType
 from models_registry.models import Model
@@ -394,7 +396,8 @@ def test_database_rejects_override_without_justification(desk, owner):
         risk_tier_override=1,
         risk_tier_override_justification="",
     )
-    with pytest.raises(IntegrityError), transaction.atomic():
+    # Inside an audited change, so that the governed-write guard lets the row reach the database.
+    with pytest.raises(IntegrityError), audited_change():
         model.save()
     assert not Model.objects.filter(name="raw").exists()
 
@@ -402,7 +405,7 @@ def test_database_rejects_override_without_justification(desk, owner):
 @pytest.mark.django_db
 def test_database_rejects_removing_the_justification_of_an_existing_override(make_model):
     model = make_model(risk_tier_override=2, risk_tier_override_justification="Reason")
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError), audited_change():
         Model.objects.filter(pk=model.pk).update(risk_tier_override_justification="")
     assert Model.objects.get(pk=model.pk).risk_tier_override_justification == "Reason"
 
@@ -419,5 +422,7 @@ def test_database_accepts_raw_save_with_justification(desk, owner):
         risk_tier_override=1,
         risk_tier_override_justification="Documented",
     )
-    model.save()
+    with audited_change():
+        model.save()
+        record_event(actor=SystemActor("tests"), action="test.raw_save", target=model)
     assert Model.objects.get(name="raw-ok").risk_tier == 1
