@@ -18,8 +18,12 @@ class EventFilterSet(django_filters.FilterSet):
         method="filter_actor",
         label="Actor: a user id, or a label (a username, or a system actor such as system:demo).",
     )
-    seq_min = _IntegerFilter(field_name="seq", lookup_expr="gte", label="Events from this seq on (inclusive).")
-    seq_max = _IntegerFilter(field_name="seq", lookup_expr="lte", label="Events up to this seq (inclusive).")
+    seq_min = _IntegerFilter(
+        field_name="seq", lookup_expr="gte", label="Events from this seq on (inclusive).", max_value=selectors.MAX_ID
+    )
+    seq_max = _IntegerFilter(
+        field_name="seq", lookup_expr="lte", label="Events up to this seq (inclusive).", max_value=selectors.MAX_ID
+    )
     timestamp_after = django_filters.IsoDateTimeFilter(
         field_name="timestamp", lookup_expr="gte", label="Events at or after this time (ISO 8601)."
     )

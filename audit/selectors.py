@@ -15,6 +15,8 @@ from audit.models import Checkpoint, Event, Head, TreeNode
 User = AbstractBaseUser | AnonymousUser
 
 VIEW_ALL_PERMISSION = "audit.view_event"
+# Largest 64-bit key: bigger numbers name no row, and some databases refuse them as parameters.
+MAX_ID = 2**63 - 1
 
 
 class ProofRequestError(merkle.ProofError):
@@ -69,7 +71,7 @@ def actor_condition(value: str) -> Q:
     A digit string is ambiguous (user id 7, or a user named "7"), so it matches either.
     """
     condition = Q(actor_label=value)
-    if value.isdigit():
+    if value.isdigit() and int(value) <= MAX_ID:
         condition |= Q(actor_id=int(value))
     return condition
 
@@ -134,7 +136,7 @@ def existing_object_ids(pairs: set[tuple[str, str]], models: dict[str, type]) ->
                 keys.append(model._meta.pk.to_python(object_id))
             except (ValidationError, ValueError, TypeError):
                 continue  # an id of the wrong shape names no row
-        existing = model._default_manager.filter(pk__in=keys).values_list("pk", flat=True)
+        existing = model._default_manager.filter(pk__in=keys).order_by().values_list("pk", flat=True)
         found.update((object_type, str(pk)) for pk in existing)
     return found
 

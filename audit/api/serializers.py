@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from audit import links
 from audit.models import Event
+from audit.selectors import MAX_ID
 
 _HEX = r"^[0-9a-f]{64}$"
 
@@ -78,13 +79,13 @@ class CheckpointSerializer(serializers.Serializer):
 
 
 class InclusionQuerySerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=1)
-    tree_size = serializers.IntegerField(min_value=1, required=False, default=None)
+    seq = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    tree_size = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, default=None)
 
 
 class ConsistencyQuerySerializer(serializers.Serializer):
-    first = serializers.IntegerField(min_value=1)
-    second = serializers.IntegerField(min_value=1)
+    first = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    second = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
     def validate(self, attrs: dict[str, int]) -> dict[str, int]:
         if attrs["first"] > attrs["second"]:

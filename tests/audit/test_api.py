@@ -281,6 +281,17 @@ def test_bad_filter_values_are_400_naming_the_filter(api, compliance, param):
     assert param in response.json()
 
 
+def test_numbers_beyond_64_bits_are_refused_or_match_nothing(api, compliance, outsider, inventory):
+    huge = "9" * 25
+    for user in (compliance, outsider):
+        client = api(user)
+        assert client.get(f"{EVENTS}{huge}/").status_code == 404
+        assert client.get(EVENTS, {"actor": huge}).json()["count"] == 0
+        response = client.get(EVENTS, {"seq_min": huge})
+        assert response.status_code == 400
+        assert "seq_min" in response.json()
+
+
 def test_list_is_paginated_like_the_other_lists(api, compliance, inventory):
     body = api(compliance).get(EVENTS, {"page_size": 2}).json()
     assert set(body) == {"count", "next", "previous", "results"}
@@ -390,6 +401,7 @@ def test_inclusion_proof_is_404_for_a_seq_out_of_the_users_scope(api, dana, outs
         ({"seq": 1, "tree_size": "x"}, "tree_size"),
         ({"seq": 1, "tree_size": 10**6}, "tree_size"),
         ({"seq": "LAST", "tree_size": 1}, "seq"),
+        ({"seq": 10**25}, "seq"),
     ],
 )
 def test_bad_inclusion_parameters_are_400_naming_the_parameter(api, compliance, inventory, params, parameter):
@@ -410,6 +422,7 @@ def test_bad_inclusion_parameters_are_400_naming_the_parameter(api, compliance, 
         ({"first": 0, "second": 2}, "first"),
         ({"first": 3, "second": 2}, "first"),
         ({"first": 1, "second": 10**6}, "second"),
+        ({"first": 1, "second": 10**25}, "second"),
     ],
 )
 def test_bad_consistency_parameters_are_400_naming_the_parameter(api, owner, inventory, params, parameter):
