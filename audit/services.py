@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models, transaction
-from django.db.models import F
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
@@ -42,39 +44,181 @@ def actor_label(actor: Actor | AnonymousUser | None) -> str:
     return actor.get_username()
 
 
-def _lock_head() -> Head:
-    """Take the log's write lock and return the head.
+class EventEntry(TypedDict, total=False):
+    """One event for ``record_events``: ``record_event``'s keyword arguments, less the actor."""
+
+    action: Required[str]
+    target: models.Model | None
+    object_type: str | None
+    object_id: str | int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str
+    policy_set_hash: str
+
+
+_ENTRY_KEYS = frozenset(EventEntry.__annotations__)
+# A statement carries at most this many events or tree nodes: far below PostgreSQL's 65,535
+# parameters and small enough that a large batch never builds one huge SQL string.
+_MAX_ROWS_PER_INSERT = 500
+
+
+def _content(actor: Actor | AnonymousUser | None, ctx: context.RequestContext, entry: EventEntry) -> dict[str, Any]:
+    """An event's recorded content, less seq and timestamp (which need the lock).
+
+    Built before the lock is taken, so that concurrent writers queue only for the
+    hashing and the three statements that must be serial.
+    """
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise TypeError(f"unknown event entry keys: {', '.join(sorted(unknown))}")
+    target = entry.get("target")
+    object_type = entry.get("object_type")
+    object_id = entry.get("object_id")
+    if target is not None:
+        object_type = object_type or target._meta.label_lower
+        object_id = object_id if object_id is not None else target.pk
+    scope.note_audited(object_type or "", "" if object_id is None else object_id)
+    before, after = entry.get("before"), entry.get("after")
+    return {
+        "actor_id": actor.pk if isinstance(actor, AbstractBaseUser) else None,
+        "actor_label": actor_label(actor),
+        "action": entry["action"],
+        "object_type": object_type or "",
+        "object_id": "" if object_id is None else str(object_id),
+        "object_repr": str(target)[:300] if target is not None else "",
+        "before": json_safe(before) if before is not None else None,
+        "after": json_safe(after) if after is not None else None,
+        "reason": entry.get("reason", ""),
+        "request_id": ctx.request_id,
+        # Stored the way the column normalises it, so the hash can be recomputed from the row.
+        "client_address": clean_ipv6_address(ctx.client_address)
+        if ctx.client_address and ":" in ctx.client_address
+        else ctx.client_address,
+        "policy_set_hash": entry.get("policy_set_hash", ""),
+    }
+
+
+def _supports_update_returning(connection: BaseDatabaseWrapper) -> bool:
+    if connection.vendor == "sqlite":
+        return connection.Database.sqlite_version_info >= (3, 35)
+    return connection.vendor == "postgresql"
+
+
+def _lock_head(connection: BaseDatabaseWrapper, count: int) -> tuple[int, str, list[list[Any]]]:
+    """Take the log's write lock, reserve ``count`` seqs, and return the head as it was.
 
     The UPDATE comes first: it takes PostgreSQL's row lock (and SQLite's write lock)
     before anything is read, so concurrent writers queue here and sequence numbers are
-    dense and commit-ordered. Rolled back with the transaction if anything later fails.
+    dense and commit-ordered. One statement where the database can return the updated
+    row, instead of an UPDATE and a SELECT. Rolled back with the transaction if anything
+    later fails. Returns (size before, last entry hash, frontier).
     """
-    locked = Head.objects.filter(pk=1).update(size=F("size") + 1)
-    if locked != 1:
-        # Only an empty log may start a head (a fresh or flushed database); a missing
-        # head beside existing events means the log was tampered with.
-        if Event.objects.exists():
-            raise RuntimeError("the audit head row is missing while events exist; run audit_verify")
-        Head.objects.get_or_create(pk=1)
-        Head.objects.filter(pk=1).update(size=F("size") + 1)
-    return Head.objects.get(pk=1)
+    qn = connection.ops.quote_name
+    table = qn(Head._meta.db_table)
+    size, last, frontier = qn("size"), qn("last_entry_hash"), qn("frontier")
+    update = f"UPDATE {table} SET {size} = {size} + %s WHERE {qn('id')} = 1"
+    returning = _supports_update_returning(connection)
+    with connection.cursor() as cursor:
+        for attempt in range(2):
+            if returning:
+                cursor.execute(f"{update} RETURNING {size}, {last}, {frontier}", [count])
+                row = cursor.fetchone()
+            else:
+                cursor.execute(update, [count])
+                row = None
+                if cursor.rowcount == 1:
+                    cursor.execute(f"SELECT {size}, {last}, {frontier} FROM {table} WHERE {qn('id')} = 1")
+                    row = cursor.fetchone()
+            if row is not None:
+                new_size, last_entry_hash, raw_frontier = row
+                frontier = json.loads(raw_frontier) if isinstance(raw_frontier, str | bytes) else raw_frontier
+                return new_size - count, last_entry_hash, frontier
+            if attempt == 0:
+                # Only an empty log may start a head (a fresh or flushed database); a missing
+                # head beside existing events means the log was tampered with.
+                if Event.objects.exists():
+                    raise RuntimeError("the audit head row is missing while events exist; run audit_verify")
+                Head.objects.get_or_create(pk=1)
+    raise RuntimeError("the audit head row could not be locked")
 
 
-def _append_to_tree(head: Head, leaf: bytes) -> None:
-    """Fold the new leaf into the frontier, storing every complete subtree it closes."""
-    frontier = [(level, bytes.fromhex(h)) for level, h in head.frontier]
+def _fold_leaf(frontier: list[tuple[int, bytes]], leaf: bytes, index: int, closed: list[tuple[int, int, str]]) -> None:
+    """Fold leaf ``index`` into the frontier, collecting every complete subtree it closes."""
     level, node = 0, leaf
-    index = head.size - 1  # the new leaf's index; head.size already counts it
-    new_nodes = []
     while frontier and frontier[-1][0] == level:
         _, left = frontier.pop()
         node = merkle.node_hash(left, node)
         level, index = level + 1, index >> 1
-        new_nodes.append(TreeNode(level=level, index=index, hash=node.hex()))
+        closed.append((level, index, node.hex()))
     frontier.append((level, node))
-    if new_nodes:
-        TreeNode.objects.bulk_create(new_nodes)
-    head.frontier = [[lvl, h.hex()] for lvl, h in frontier]
+
+
+def _insert_rows(
+    connection: BaseDatabaseWrapper, model: type[models.Model], fields: list[Field], rows: list[list[Any]]
+) -> None:
+    """Multi-row INSERTs of already prepared values, in batches the backend accepts.
+
+    Raw SQL rather than ``create``/``bulk_create``: the ORM's per-object machinery (model
+    instances, signals, compiling the same INSERT again) was most of the writer's own cost.
+    """
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = max(1, min(connection.ops.bulk_batch_size(fields, rows), _MAX_ROWS_PER_INSERT))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES " + ", ".join([row_sql] * len(chunk))
+            cursor.execute(sql, [value for row in chunk for value in row])
+
+
+def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) -> list[Event]:
+    """Append ``entries`` in order under one head lock: one UPDATE to lock and read the head,
+    batched INSERTs of the events and of the subtrees they close, one UPDATE of the head."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise RuntimeError("record_event must be called inside the transaction that makes the change")
+    if not entries:
+        return []
+    ctx = context.current()
+    contents = [_content(actor, ctx, entry) for entry in entries]
+
+    size, last_entry_hash, stored_frontier = _lock_head(connection, len(contents))
+    timestamp = timezone.now()
+    frontier = [(level, bytes.fromhex(h)) for level, h in stored_frontier]
+    prev = bytes.fromhex(last_entry_hash)
+    event_fields = Event._meta.concrete_fields
+    events: list[Event] = []
+    event_rows: list[list[Any]] = []
+    closed: list[tuple[int, int, str]] = []
+    for offset, content in enumerate(contents):
+        fields: dict[str, Any] = {"seq": size + offset + 1, "timestamp": timestamp, **content}
+        leaf = hashing.event_leaf_hash(fields)
+        entry_hash = hashing.chain_hash(prev, leaf)
+        fields.update(leaf_hash=leaf.hex(), prev_hash=prev.hex(), entry_hash=entry_hash.hex())
+        event_rows.append([f.get_db_prep_save(fields[f.attname], connection) for f in event_fields])
+        _fold_leaf(frontier, leaf, size + offset, closed)
+        event = Event(**fields)
+        event._state.adding = False
+        event._state.db = connection.alias
+        events.append(event)
+        prev = entry_hash
+
+    _insert_rows(connection, Event, list(event_fields), event_rows)
+    node_fields = [TreeNode._meta.get_field(name) for name in ("level", "index", "hash")]
+    _insert_rows(connection, TreeNode, node_fields, [list(node) for node in closed])
+    frontier_field = Head._meta.get_field("frontier")
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(Head._meta.db_table)} SET {qn('last_entry_hash')} = %s, {qn('frontier')} = %s "
+            f"WHERE {qn('id')} = 1",
+            [prev.hex(), frontier_field.get_db_prep_save([[lvl, h.hex()] for lvl, h in frontier], connection)],
+        )
+    return events
 
 
 def record_event(
@@ -90,42 +234,27 @@ def record_event(
     policy_set_hash: str = "",
 ) -> Event:
     """Append one event. Must run inside the caller's transaction (the change's own)."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("record_event must be called inside the transaction that makes the change")
-    if target is not None:
-        object_type = object_type or target._meta.label_lower
-        object_id = object_id if object_id is not None else target.pk
-    ctx = context.current()
-    user = actor if isinstance(actor, AbstractBaseUser) else None
-    scope.note_audited(object_type or "", "" if object_id is None else object_id)
-    head = _lock_head()
-    fields: dict[str, Any] = {
-        "seq": head.size,
-        "timestamp": timezone.now(),
-        "actor_id": user.pk if user is not None else None,
-        "actor_label": actor_label(actor),
+    entry: EventEntry = {
         "action": action,
-        "object_type": object_type or "",
-        "object_id": "" if object_id is None else str(object_id),
-        "object_repr": str(target)[:300] if target is not None else "",
-        "before": json_safe(before) if before is not None else None,
-        "after": json_safe(after) if after is not None else None,
+        "target": target,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before": before,
+        "after": after,
         "reason": reason,
-        "request_id": ctx.request_id,
-        # Stored the way the column normalises it, so the hash can be recomputed from the row.
-        "client_address": clean_ipv6_address(ctx.client_address)
-        if ctx.client_address and ":" in ctx.client_address
-        else ctx.client_address,
         "policy_set_hash": policy_set_hash,
     }
-    leaf = hashing.event_leaf_hash(fields)
-    prev = bytes.fromhex(head.last_entry_hash)
-    entry = hashing.chain_hash(prev, leaf)
-    event = Event.objects.create(**fields, leaf_hash=leaf.hex(), prev_hash=prev.hex(), entry_hash=entry.hex())
-    _append_to_tree(head, leaf)
-    head.last_entry_hash = entry.hex()
-    head.save(update_fields=["last_entry_hash", "frontier"])
-    return event
+    return _append(actor, [entry])[0]
+
+
+def record_events(*, actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) -> list[Event]:
+    """Append many events, in order, under one head lock; for per-row auditing of bulk changes.
+
+    The events are exactly those that as many ``record_event`` calls would write (same
+    content, chain and tree), except that they share one timestamp: they are one change.
+    Must run inside the caller's transaction, like ``record_event``.
+    """
+    return _append(actor, entries)
 
 
 def _append_checkpoint_file(path: Path, line: str) -> None:
@@ -158,3 +287,16 @@ def checkpoint_create(*, actor: Actor) -> Checkpoint:
     path = Path(settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE)
     transaction.on_commit(lambda: _append_checkpoint_file(path, line))
     return checkpoint
+
+
+def checkpoint_if_grown(*, actor: Actor) -> Checkpoint | None:
+    """A new checkpoint if events were appended since the latest one, else None.
+
+    A checkpoint's own event is inside the tree it signs, so an idle log stays at the
+    latest checkpoint's size and periodic runs add nothing to it.
+    """
+    latest = Checkpoint.objects.order_by("-tree_size", "-pk").values_list("tree_size", flat=True).first()
+    size = Head.objects.filter(pk=1).values_list("size", flat=True).first() or 0
+    if latest is not None and size <= latest:
+        return None
+    return checkpoint_create(actor=actor)

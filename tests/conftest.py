@@ -145,6 +145,9 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
         else f"sqlite:///{db['NAME']}",
         "GOVERNANCE_VAR_DIR": str(settings.VAR_DIR),
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # The worker's own audit files, so that its checkpoints never mix with other runs'.
+        "GOVERNANCE_AUDIT_SIGNING_KEY_FILE": str(Path(settings.VAR_DIR) / "audit" / f"key-{queue}.pem"),
+        "GOVERNANCE_AUDIT_CHECKPOINT_FILE": str(Path(settings.VAR_DIR) / "audit" / f"checkpoints-{queue}.jsonl"),
     }
     log = Path(settings.VAR_DIR) / f"worker-{queue}.log"
     with log.open("wb") as log_file:

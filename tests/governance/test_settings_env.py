@@ -293,3 +293,24 @@ def test_materiality_bands_must_be_ordered(clean_env):
     result = _run(["-c", _PROBE], env)
     assert result.returncode != 0
     assert "GOVERNANCE_MATERIALITY_MEDIUM must be below GOVERNANCE_MATERIALITY_HIGH" in result.stderr
+
+
+def test_a_signing_key_file_that_does_not_exist_yet_does_not_stop_start_up(tmp_path):
+    """audit_keygen creates the file after deployment; settings must not read it at import."""
+    env = {**os.environ, "DJANGO_DEBUG": "true", "GOVERNANCE_VAR_DIR": str(tmp_path)}
+    env["GOVERNANCE_AUDIT_SIGNING_KEY_FILE"] = str(tmp_path / "later" / "key.pem")
+    env.pop("GOVERNANCE_AUDIT_SIGNING_KEY", None)
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.GOVERNANCE_AUDIT_SIGNING_KEY_FILE)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "DJANGO_SETTINGS_MODULE": "governance.settings"},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("later/key.pem")

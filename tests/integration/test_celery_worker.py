@@ -49,3 +49,29 @@ def test_failing_rules_are_recorded_by_the_worker(celery_worker_process, make_da
     assert dataset.validation_status == "failed"
     failed = {c["rule"] for c in dataset.validation_result["checks"] if not c["passed"]}
     assert failed == {"monotonic_timestamps", "max_gap_days"}
+
+
+def test_the_checkpoint_job_runs_in_a_worker_and_its_checkpoint_verifies(celery_worker_process, make_model, settings):
+    from pathlib import Path
+
+    from audit import signing
+    from audit.models import Checkpoint
+    from audit.tasks import make_checkpoint
+    from audit.verify import verify_log
+
+    # The worker's key and checkpoint file (see celery_worker_process), read here too.
+    audit_dir = Path(settings.VAR_DIR) / "audit"
+    settings.GOVERNANCE_AUDIT_SIGNING_KEY_FILE = audit_dir / f"key-{celery_worker_process}.pem"
+    settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE = audit_dir / f"checkpoints-{celery_worker_process}.jsonl"
+    settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE.unlink(missing_ok=True)
+    signing.generate_key_file()
+    make_model()
+
+    make_checkpoint.delay()
+
+    _wait_for(lambda: Checkpoint.objects.exists())
+    _wait_for(lambda: settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE.exists())
+    result = verify_log()
+    assert result.ok, result.problems
+    assert result.checkpoints_checked == 2
+    assert Event.objects.get(action="audit.checkpoint").actor_label == "system:celery-beat"

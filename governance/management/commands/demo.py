@@ -11,8 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from audit import signing
-from audit.models import Checkpoint, Head
-from audit.services import SystemActor, checkpoint_create
+from audit.services import SystemActor, checkpoint_if_grown
 from audit.verify import verify_log
 from governance.demo import seed
 
@@ -47,10 +46,8 @@ class Command(BaseCommand):
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
         out.write(f"Summary written to {summary_path}")
         signing.generate_key_file()
-        latest = Checkpoint.objects.order_by("-tree_size").first()
         # A new checkpoint only when the log grew since the last one (a rerun adds nothing).
-        if latest is None or latest.tree_size < Head.objects.get(pk=1).size - 1:
-            checkpoint_create(actor=SystemActor("demo"))
+        checkpoint_if_grown(actor=SystemActor("demo"))
         audit = verify_log()
         if audit.ok:
             out.write(
