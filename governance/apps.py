@@ -24,6 +24,7 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
+        from guardian.models import GroupObjectPermission, UserObjectPermission
 
         from audit.governed import govern, govern_recorded
         from governance import receivers
@@ -31,6 +32,10 @@ class GovernanceConfig(AppConfig):
         post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")
         govern(self.get_model("Desk"))
         govern(self.get_model("Membership"))
+        govern(self.get_model("DeskGrant"))
+        # guardian's generic tables hold grants on objects without a grant table of their own.
+        govern_recorded(UserObjectPermission)
+        govern_recorded(GroupObjectPermission)
         govern_recorded(get_user_model(), links=("groups", "user_permissions"))
         govern_recorded(Group, links=("permissions",))
         receivers.connect()

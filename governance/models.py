@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from guardian.managers import UserObjectPermissionManager
+from guardian.models import UserObjectPermissionBase
 
 from audit.governed import GovernedQuerySet
 
@@ -18,6 +20,10 @@ class Desk(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("view_desk_models", "Can see the desk's models and their versions"),
+            ("change_desk_models", "Can change the desk's models and their versions"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -33,3 +39,17 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.desk}"
+
+
+class DeskGrant(UserObjectPermissionBase):
+    """A user's object permission on a whole desk (e.g. to see all of its models)."""
+
+    content_object = models.ForeignKey(Desk, on_delete=models.CASCADE, related_name="grants")
+
+    objects = UserObjectPermissionManager.from_queryset(GovernedQuerySet)()
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "desk access grant"
+
+    def __str__(self) -> str:
+        return f"{self.user} may {self.permission.codename} on {self.content_object}"

@@ -21,6 +21,8 @@ class Role(StrEnum):
 
 
 _REGISTRY = ("model", "modelversion", "dataset")
+# See the whole inventory (datasets up to confidential); restricted data needs a grant.
+_OVERSIGHT = ("oversee_model", "oversee_dataset")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission.
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
@@ -35,7 +37,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_desk",
     },
     Role.VALIDATOR: {"view_model", "view_modelversion", "view_dataset", "transition_modelversion", "view_desk"},
-    Role.RISK_MANAGER: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event"},
+    Role.RISK_MANAGER: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event", *_OVERSIGHT},
     Role.COMPLIANCE_OFFICER: {
         "view_model",
         "view_modelversion",
@@ -43,13 +45,26 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "transition_modelversion",
         "view_desk",
         "view_event",
+        "view_engagement",
+        "add_engagement",
+        "change_engagement",
+        *_OVERSIGHT,
     },
-    Role.INTERNAL_AUDITOR: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event"},
+    Role.INTERNAL_AUDITOR: {
+        "view_model",
+        "view_modelversion",
+        "view_dataset",
+        "view_desk",
+        "view_event",
+        "view_engagement",
+        *_OVERSIGHT,
+    },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
         *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),
         "transition_modelversion",
         "view_event",
+        *_OVERSIGHT,
         "add_user",
         "change_user",
         "view_user",

@@ -6,12 +6,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.scope import audited_change
 from audit.services import Actor, SystemActor, record_event
 from audit.snapshot import snapshot
-from governance.models import Desk, Membership
+from governance.errors import NotPermitted
+from governance.models import Desk, DeskGrant, Membership
 from governance.roles import ROLE_PERMISSIONS, Role
 
 User = get_user_model()
@@ -141,3 +143,48 @@ def login_failed(*, username: str) -> None:
         object_type=User._meta.label_lower,
         after={"username": username, "account_exists": account is not None},
     )
+
+DESK_GRANTABLE = frozenset({"view_desk_models", "change_desk_models"})
+
+
+def _desk_grant_snapshot(grant: DeskGrant) -> dict[str, Any]:
+    return {
+        "user": grant.user_id,
+        "username": grant.user.get_username(),
+        "permission": grant.permission.codename,
+        "desk": grant.content_object_id,
+    }
+
+
+def _require_access_admin(actor: Actor) -> None:
+    if isinstance(actor, AbstractBaseUser) and not (actor.is_superuser or actor.has_perm("auth.change_user")):
+        raise NotPermitted(f"{actor.get_username()} may not manage desk access (administrators only)")
+
+
+@audited_change()
+def desk_access_grant(
+    *, actor: Actor, user: AbstractBaseUser, desk: Desk, permission: str, reason: str = ""
+) -> DeskGrant:
+    """Let ``user`` see (or change) every model of ``desk``."""
+    if permission not in DESK_GRANTABLE:
+        raise ValidationError({"permission": [f"must be one of {', '.join(sorted(DESK_GRANTABLE))}"]})
+    _require_access_admin(actor)
+    perm = Permission.objects.get(content_type__app_label="governance", codename=permission)
+    grant, created = DeskGrant.objects.get_or_create(user=user, permission=perm, content_object=desk)
+    if created:
+        record_event(
+            actor=actor, action="access.granted", target=grant, after=_desk_grant_snapshot(grant), reason=reason
+        )
+    return grant
+
+
+@audited_change()
+def desk_access_revoke(*, actor: Actor, user: AbstractBaseUser, desk: Desk, permission: str, reason: str = "") -> int:
+    _require_access_admin(actor)
+    grants = list(DeskGrant.objects.filter(user=user, permission__codename=permission, content_object=desk))
+    for grant in grants:
+        record_event(
+            actor=actor, action="access.revoked", target=grant, before=_desk_grant_snapshot(grant), reason=reason
+        )
+    DeskGrant.objects.filter(pk__in=[g.pk for g in grants]).delete()
+    return len(grants)

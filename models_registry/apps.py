@@ -8,5 +8,13 @@ class ModelsRegistryConfig(AppConfig):
     def ready(self) -> None:
         from audit.governed import govern
 
-        for model_name in ("Model", "ModelVersion", "Dataset"):
+        for model_name in (
+            "Model",
+            "ModelVersion",
+            "Dataset",
+            "ModelGrant",
+            "DatasetGrant",
+            "Engagement",
+            "EngagementModel",
+        ):
             govern(self.get_model(model_name))

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
+from guardian.managers import UserObjectPermissionManager
+from guardian.models import UserObjectPermissionBase
 
 from audit.governed import GovernedQuerySet
 from models_registry import tiering
@@ -66,6 +68,10 @@ class Model(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("oversee_model", "Can see every model and version (oversight roles)"),
+            ("validate_model", "Can validate the model's versions (assigned validator)"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(materiality__gte=0), name="model_materiality_non_negative"),
             models.CheckConstraint(condition=Q(risk_tier__in=[1, 2, 3]), name="model_risk_tier_valid"),
@@ -139,6 +145,7 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("oversee_dataset", "Can see every dataset up to confidential (oversight roles)")]
         constraints = [
             models.CheckConstraint(condition=Q(row_count__gte=0), name="dataset_row_count_non_negative"),
         ]
@@ -188,3 +195,78 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} {self.version}"
+
+
+class GrantManager(UserObjectPermissionManager.from_queryset(GovernedQuerySet)):  # type: ignore[misc]
+    """guardian's manager (assign_perm, remove_perm) over the governed queryset: grants are
+    written only by the access services, each with its audit event."""
+
+
+class ModelGrant(UserObjectPermissionBase):
+    """A user's object permission on one model (django-guardian, direct foreign key)."""
+
+    content_object = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="grants")
+
+    objects = GrantManager()
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "model access grant"
+
+    def __str__(self) -> str:
+        return f"{self.user} may {self.permission.codename} on {self.content_object}"
+
+
+class DatasetGrant(UserObjectPermissionBase):
+    """A user's object permission on one dataset (django-guardian, direct foreign key)."""
+
+    content_object = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="grants")
+
+    objects = GrantManager()
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "dataset access grant"
+
+    def __str__(self) -> str:
+        return f"{self.user} may {self.permission.codename} on {self.content_object}"
+
+
+class Engagement(models.Model):
+    """What is shared with a regulator or external auditor, and for how long.
+
+    Access follows the engagement: it starts at ``starts_at``, ends at ``ends_at`` or when
+    revoked, whichever is first; the selectors check the clock on every read.
+    """
+
+    regulator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="engagements")
+    authority = models.CharField(max_length=200, help_text="The supervisor or firm, e.g. PRA, BaFin, external auditor.")
+    purpose = models.TextField(help_text="Why the material is shared (review, inspection, request reference).")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    shared_models = models.ManyToManyField(Model, through="EngagementModel", related_name="engagements")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="engagement_ends_after_start")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.authority}: {self.regulator} until {self.ends_at:%Y-%m-%d}"
+
+
+class EngagementModel(models.Model):
+    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="scope")
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="+")
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["engagement", "model"], name="engagement_model_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model} in {self.engagement}"

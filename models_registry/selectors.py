@@ -1,48 +1,141 @@
-"""Reads of the inventory, scoped to what the actor may see.
+"""Reads of the inventory, scoped to what the actor may see. The one place scope is decided.
 
-Until object-level grants land (issue 5), the scope is: holders of the ``view_*`` model
-permission see everything of that kind; anyone else sees only what they own or created.
-Views, admin and commands start from these functions and never filter by hand.
+Who sees which model (and its versions):
+
+* oversight roles (``oversee_model``: compliance, internal audit, risk, administrators)
+  and superusers: every model;
+* the model's owner, and whoever created one of its versions;
+* a user with an object grant on the model (django-guardian, ``ModelGrant``): a view,
+  change or validation grant (validators are assigned this way);
+* a user with a grant on the model's desk (``view_desk_models`` on a ``DeskGrant``);
+* a regulator with an engagement covering the model, between its start and end and
+  while not revoked.
+
+Datasets by classification: public and internal to staff holding ``view_dataset``;
+confidential to members of its desk, oversight roles and grantees; restricted only to
+its owner and explicit grantees. Owners always see their own.
+
+Each list is one SQL query with the scope as subqueries (no per-row permission checks),
+so views, admin and commands start from these functions and never filter by hand.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+from guardian.shortcuts import get_objects_for_user
 
+from governance.models import Desk
 from models_registry import lifecycle
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.choices import Classification
+from models_registry.models import Dataset, EngagementModel, Model, ModelVersion
 
 User = AbstractBaseUser | AnonymousUser
 
+MODEL_VIEW_GRANTS = ("view_model", "change_model", "validate_model")
+MODEL_CHANGE_GRANTS = ("change_model",)
+DATASET_VIEW_GRANTS = ("view_dataset", "change_dataset")
+DATASET_CHANGE_GRANTS = ("change_dataset",)
 
-def model_list(*, user: User) -> QuerySet[Model]:
+
+def _granted(user: AbstractBaseUser, codenames: tuple[str, ...], klass: type) -> QuerySet:
+    """Primary keys of ``klass`` rows on which ``user`` holds any of ``codenames`` as an object grant."""
+    label = klass._meta.app_label
+    return get_objects_for_user(
+        user,
+        [f"{label}.{codename}" for codename in codenames],
+        klass=klass,
+        any_perm=True,
+        use_groups=False,
+        with_superuser=False,
+        accept_global_perms=False,
+    ).values("pk")
+
+
+def _active_engagement_models(user: AbstractBaseUser) -> QuerySet:
+    now = timezone.now()
+    return EngagementModel.objects.filter(
+        engagement__regulator=user,
+        engagement__starts_at__lte=now,
+        engagement__ends_at__gt=now,
+        engagement__revoked_at__isnull=True,
+    ).values("model_id")
+
+
+def _model_scope(user: AbstractBaseUser, *, for_change: bool) -> Q | None:
+    """The condition on Model rows for ``user``; None means every row."""
+    if user.is_superuser or (not for_change and user.has_perm("models_registry.oversee_model")):
+        return None
+    desk_codename = "change_desk_models" if for_change else "view_desk_models"
+    scope = (
+        Q(owner=user)
+        | Q(pk__in=_granted(user, MODEL_CHANGE_GRANTS if for_change else MODEL_VIEW_GRANTS, Model))
+        | Q(desk__in=_granted(user, (desk_codename,), Desk))
+    )
+    if not for_change:
+        scope |= Q(pk__in=ModelVersion.objects.filter(created_by=user).values("model_id"))
+        scope |= Q(pk__in=_active_engagement_models(user))
+    return scope
+
+
+def model_list(*, user: User, for_change: bool = False) -> QuerySet[Model]:
+    """Models ``user`` may see (or, with ``for_change``, change)."""
     qs = Model.objects.select_related("desk", "owner").with_lifecycle_status()
     if not user.is_authenticated:
         return qs.none()
-    if user.has_perm("models_registry.view_model"):
-        return qs
-    return qs.filter(owner=user)
+    scope = _model_scope(user, for_change=for_change)
+    return qs if scope is None else qs.filter(scope)
 
 
-def model_version_list(*, user: User) -> QuerySet[ModelVersion]:
+def model_version_list(*, user: User, for_change: bool = False) -> QuerySet[ModelVersion]:
+    """Versions of the models ``user`` may see (or change), and versions they created."""
     qs = ModelVersion.objects.select_related(
         "model", "model__desk", "created_by", "training_dataset", "validation_dataset", "test_dataset"
     )
     if not user.is_authenticated:
         return qs.none()
-    if user.has_perm("models_registry.view_modelversion"):
+    scope = _model_scope(user, for_change=for_change)
+    if scope is None:
         return qs
-    return qs.filter(Q(model__owner=user) | Q(created_by=user))
+    models_in_scope = Model.objects.filter(scope).values("pk")
+    return qs.filter(Q(model__in=models_in_scope) | Q(created_by=user))
 
 
-def dataset_list(*, user: User) -> QuerySet[Dataset]:
+def user_desk_id(user: AbstractBaseUser) -> int | None:
+    membership = getattr(user, "membership", None) if user.is_authenticated else None
+    return membership.desk_id if membership is not None else None
+
+
+def dataset_list(*, user: User, for_change: bool = False) -> QuerySet[Dataset]:
+    """Datasets ``user`` may see (or change), by classification, desk, grant and ownership."""
     qs = Dataset.objects.select_related("owner", "desk")
     if not user.is_authenticated:
         return qs.none()
-    if user.has_perm("models_registry.view_dataset"):
+    if user.is_superuser:
         return qs
-    return qs.filter(owner=user)
+    granted = Q(pk__in=_granted(user, DATASET_CHANGE_GRANTS if for_change else DATASET_VIEW_GRANTS, Dataset))
+    scope = Q(owner=user) | granted
+    if not for_change:
+        if user.has_perm("models_registry.view_dataset"):
+            scope |= Q(classification__in=[Classification.PUBLIC, Classification.INTERNAL])
+        confidential = Q(classification=Classification.CONFIDENTIAL)
+        if user.has_perm("models_registry.oversee_dataset"):
+            scope |= confidential
+        elif (desk_id := user_desk_id(user)) is not None:
+            scope |= confidential & Q(desk_id=desk_id)
+    return qs.filter(scope)
+
+
+def can_change_model(*, user: User, model: Model) -> bool:
+    return model_list(user=user, for_change=True).filter(pk=model.pk).exists()
+
+
+def can_validate(*, user: User, model: Model) -> bool:
+    """An assigned validator: holds the ``validate_model`` grant on this model."""
+    if not user.is_authenticated:
+        return False
+    return Model.objects.filter(pk=model.pk, pk__in=_granted(user, ("validate_model",), Model)).exists()
 
 
 def allowed_transitions(*, version: ModelVersion) -> list[str]:

@@ -25,9 +25,9 @@ from audit.services import Actor, record_event
 from audit.snapshot import diff, snapshot
 from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
 from governance.models import Desk
-from models_registry import artifacts, datasets, lifecycle
+from models_registry import artifacts, datasets, lifecycle, segregation, selectors
 from models_registry.choices import LifecycleStatus, ValidationStatus
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import Dataset, DatasetGrant, Engagement, EngagementModel, Model, ModelGrant, ModelVersion
 
 MODEL_UPDATABLE_FIELDS = frozenset(
     {
@@ -377,10 +377,39 @@ def model_version_update(
     return version
 
 
-@audited_change()
 def model_version_transition(*, actor: Actor, version: ModelVersion, to_status: str, reason: str = "") -> ModelVersion:
-    """Move a version along the lifecycle; anything the state machine does not allow is refused."""
+    """Move a version along the lifecycle; anything the state machine or segregation of duties
+    forbids is refused, and a segregation refusal is itself recorded (it outlives the refusal)."""
     _require_permission(actor, "models_registry.transition_modelversion", "change lifecycle status")
+    if isinstance(actor, AbstractBaseUser):
+        if not selectors.model_version_list(user=actor).filter(pk=version.pk).exists():
+            raise NotPermitted(f"{actor.get_username()} may not change the lifecycle of {version} (not in scope)")
+        version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+        rule = segregation.transition_refusal(
+            user=actor, version=version, transition=lifecycle.transition_for(version.status, to_status)
+        )
+        if rule is not None:
+            _refuse_by_rule(actor=actor, rule=rule, target=version, attempted=f"{version.status} -> {to_status}")
+    return _transition(actor=actor, version=version, to_status=to_status, reason=reason)
+
+
+@audited_change()
+def _record_refusal(*, actor: Actor, rule: segregation.Rule, target: Any, attempted: str) -> None:
+    record_event(
+        actor=actor,
+        action="sod.refused",
+        target=target,
+        after={"rule": rule.id, "title": rule.title, "references": list(rule.references), "attempted": attempted},
+    )
+
+
+def _refuse_by_rule(*, actor: Actor, rule: segregation.Rule, target: Any, attempted: str) -> None:
+    _record_refusal(actor=actor, rule=rule, target=target, attempted=attempted)
+    raise NotPermitted(f"{rule.id}: {rule.title}", detail={"rule": rule.id})
+
+
+@audited_change()
+def _transition(*, actor: Actor, version: ModelVersion, to_status: str, reason: str) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     transition = lifecycle.transition_for(version.status, to_status)
     before = {"status": version.status}
@@ -396,3 +425,190 @@ def model_version_transition(*, actor: Actor, version: ModelVersion, to_status: 
         reason=reason,
     )
     return version
+
+
+# --- Access: grants, validator assignment, engagements ---------------------------------------
+
+MODEL_GRANTABLE = frozenset({"view_model", "change_model"})
+DATASET_GRANTABLE = frozenset({"view_dataset", "change_dataset"})
+
+
+def _may_manage_access(actor: Actor, owner_id: int | None) -> bool:
+    """Owners share their own objects; administrators (who manage users) share anything."""
+    if not isinstance(actor, AbstractBaseUser):
+        return True
+    return actor.is_superuser or actor.pk == owner_id or actor.has_perm("auth.change_user")
+
+
+def _grant(*, actor: Actor, grant_model: type, user: AbstractBaseUser, obj: Any, codename: str, reason: str) -> Any:
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    permission = Permission.objects.get(content_type=ContentType.objects.get_for_model(obj), codename=codename)
+    grant, created = grant_model.objects.get_or_create(user=user, permission=permission, content_object=obj)
+    if created:
+        record_event(
+            actor=actor,
+            action="access.granted",
+            target=grant,
+            after={
+                "user": user.pk,
+                "username": user.get_username(),
+                "permission": codename,
+                "object_type": obj._meta.label_lower,
+                "object_id": obj.pk,
+            },
+            reason=reason,
+        )
+    return grant
+
+
+def _revoke(*, actor: Actor, grant_model: type, user: AbstractBaseUser, obj: Any, codename: str, reason: str) -> int:
+    grants = list(grant_model.objects.filter(user=user, permission__codename=codename, content_object=obj))
+    for grant in grants:
+        record_event(
+            actor=actor,
+            action="access.revoked",
+            target=grant,
+            before={
+                "user": user.pk,
+                "username": user.get_username(),
+                "permission": codename,
+                "object_type": obj._meta.label_lower,
+                "object_id": obj.pk,
+            },
+            reason=reason,
+        )
+    grant_model.objects.filter(pk__in=[g.pk for g in grants]).delete()
+    return len(grants)
+
+
+def _check_grantable(codename: str, allowed: frozenset[str]) -> None:
+    if codename not in allowed:
+        raise ValidationError({"permission": [f"must be one of {', '.join(sorted(allowed))}"]})
+
+
+@audited_change()
+def model_access_grant(*, actor: Actor, user: AbstractBaseUser, model: Model, permission: str, reason: str = "") -> Any:
+    """Let ``user`` see (``view_model``) or change (``change_model``) one model."""
+    _check_grantable(permission, MODEL_GRANTABLE)
+    if not _may_manage_access(actor, model.owner_id):
+        raise NotPermitted("only the model's owner or an administrator may share it")
+    return _grant(actor=actor, grant_model=ModelGrant, user=user, obj=model, codename=permission, reason=reason)
+
+
+@audited_change()
+def model_access_revoke(
+    *, actor: Actor, user: AbstractBaseUser, model: Model, permission: str, reason: str = ""
+) -> int:
+    _check_grantable(permission, MODEL_GRANTABLE | {"validate_model"})
+    if not _may_manage_access(actor, model.owner_id):
+        raise NotPermitted("only the model's owner or an administrator may revoke access to it")
+    return _revoke(actor=actor, grant_model=ModelGrant, user=user, obj=model, codename=permission, reason=reason)
+
+
+@audited_change()
+def dataset_access_grant(
+    *, actor: Actor, user: AbstractBaseUser, dataset: Dataset, permission: str, reason: str = ""
+) -> Any:
+    """Let ``user`` see or change one dataset (the only way into a restricted one)."""
+    _check_grantable(permission, DATASET_GRANTABLE)
+    if not _may_manage_access(actor, dataset.owner_id):
+        raise NotPermitted("only the dataset's owner or an administrator may share it")
+    return _grant(actor=actor, grant_model=DatasetGrant, user=user, obj=dataset, codename=permission, reason=reason)
+
+
+@audited_change()
+def dataset_access_revoke(
+    *, actor: Actor, user: AbstractBaseUser, dataset: Dataset, permission: str, reason: str = ""
+) -> int:
+    _check_grantable(permission, DATASET_GRANTABLE)
+    if not _may_manage_access(actor, dataset.owner_id):
+        raise NotPermitted("only the dataset's owner or an administrator may revoke access to it")
+    return _revoke(actor=actor, grant_model=DatasetGrant, user=user, obj=dataset, codename=permission, reason=reason)
+
+
+def validation_assign(*, actor: Actor, model: Model, validator: AbstractBaseUser, reason: str = "") -> Any:
+    """Assign an independent validator to a model (an object grant ``validate_model``)."""
+    if isinstance(actor, AbstractBaseUser) and not (
+        actor.is_superuser or actor.has_perm("models_registry.oversee_model")
+    ):
+        raise NotPermitted(f"{actor.get_username()} may not assign validators (needs an oversight role)")
+    rule = segregation.assignment_refusal(validator=validator, model=model)
+    if rule is not None:
+        _refuse_by_rule(actor=actor, rule=rule, target=model, attempted=f"assign {validator.get_username()}")
+    return _assign_validator(actor=actor, model=model, validator=validator, reason=reason)
+
+
+@audited_change()
+def _assign_validator(*, actor: Actor, model: Model, validator: AbstractBaseUser, reason: str) -> Any:
+    return _grant(
+        actor=actor, grant_model=ModelGrant, user=validator, obj=model, codename="validate_model", reason=reason
+    )
+
+
+@audited_change()
+def engagement_create(
+    *,
+    actor: Actor,
+    regulator: AbstractBaseUser,
+    authority: str,
+    purpose: str,
+    starts_at: Any,
+    ends_at: Any,
+    models: list[Model],
+    reason: str = "",
+) -> Engagement:
+    """Share models with a regulator for a bounded time."""
+    from governance.roles import Role
+
+    _require_permission(actor, "models_registry.add_engagement", "share models with regulators")
+    if not regulator.groups.filter(name=Role.REGULATOR.value).exists():
+        raise ValidationError({"regulator": [f"{regulator.get_username()} does not hold the regulator role"]})
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if value is None or timezone.is_naive(value):
+            raise ValidationError({name: ["must be a timezone-aware date and time"]})
+    if not models:
+        raise ValidationError({"models": ["share at least one model"]})
+    engagement = Engagement(
+        regulator=regulator,
+        authority=authority,
+        purpose=purpose,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=actor if isinstance(actor, AbstractBaseUser) else regulator,
+    )
+    if engagement.ends_at <= engagement.starts_at:
+        raise ValidationError({"ends_at": ["must be after starts_at"]})
+    engagement.full_clean()
+    engagement.save()
+    for model in models:
+        EngagementModel.objects.create(engagement=engagement, model=model)
+    after = snapshot(engagement) | {"models": sorted(m.pk for m in models)}
+    record_event(actor=actor, action="engagement.created", target=engagement, after=after, reason=reason)
+    for link in engagement.scope.all():
+        record_event(actor=actor, action="engagement.model_shared", target=link, after=snapshot(link))
+    return engagement
+
+
+@audited_change()
+def engagement_revoke(*, actor: Actor, engagement: Engagement, reason: str) -> Engagement:
+    """End a regulator's access now."""
+    _require_permission(actor, "models_registry.change_engagement", "revoke engagements")
+    if not reason.strip():
+        raise ValidationError({"reason": ["say why the engagement is revoked"]})
+    engagement = Engagement.objects.select_for_update().get(pk=engagement.pk)
+    if engagement.revoked_at is not None:
+        raise Conflict(f"engagement {engagement.pk} was already revoked at {engagement.revoked_at:%Y-%m-%d %H:%M} UTC")
+    before = snapshot(engagement)
+    engagement.revoked_at = timezone.now()
+    engagement.save(update_fields=["revoked_at"])
+    record_event(
+        actor=actor,
+        action="engagement.revoked",
+        target=engagement,
+        before=before,
+        after=snapshot(engagement),
+        reason=reason,
+    )
+    return engagement

@@ -206,3 +206,6 @@ STEP_REASON = {
     "validated": "Independent review of held-out metrics completed.",
     "rejected": "No explainability evidence for a very-high-complexity model.",
 }
+
+# Shared with the demo regulator (rita) through an engagement.
+SHARED_WITH_REGULATOR = ("nvda-direction-logistic", "orcl-execution-svm")

@@ -6,6 +6,7 @@ created; lifecycle steps already taken are not taken again.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import secrets
@@ -17,13 +18,14 @@ import skops.io as sio
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
 
 from audit.services import SystemActor
 from governance import services as org_services
 from governance.demo import catalogue, market
 from governance.models import Desk
 from models_registry import services as registry
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import Dataset, Engagement, Model, ModelGrant, ModelVersion
 
 User = get_user_model()
 SYSTEM = SystemActor("demo")
@@ -214,7 +216,32 @@ def seed_models(
                 reason="Initial version trained by the demo.",
             )
             report.note(f"version {version}")
+        if not ModelGrant.objects.filter(content_object=model, user=users["vera"]).exists():
+            registry.validation_assign(
+                actor=users["carl"], model=model, validator=users["vera"], reason="Independent validation team."
+            )
+            report.note(f"vera assigned to validate {model}")
         _advance(version, spec, users, report)
+    _share_with_regulator(report, users)
+
+
+def _share_with_regulator(report: SeedReport, users: dict[str, AbstractBaseUser]) -> None:
+    """Rita (regulator) reviews the two tier-1 candidates for 90 days from the first run."""
+    if Engagement.objects.filter(regulator=users["rita"]).exists():
+        return
+    shared = list(Model.objects.filter(name__in=catalogue.SHARED_WITH_REGULATOR))
+    now = timezone.now()
+    registry.engagement_create(
+        actor=users["carl"],
+        regulator=users["rita"],
+        authority="PRA (demo)",
+        purpose="Thematic review of machine-learning trading models.",
+        starts_at=now,
+        ends_at=now + dt.timedelta(days=90),
+        models=shared,
+        reason="Supervisory request (demo).",
+    )
+    report.note(f"engagement for rita covering {', '.join(m.name for m in shared)}")
 
 
 def write_summary(path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from audit.models import Event, Head
 from audit.services import SystemActor, checkpoint_create, record_event
 from audit.verify import verify_log
 from governance.roles import Role
+from models_registry import services
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -153,13 +154,15 @@ def test_events_the_user_acted_on_are_in_scope_even_about_unseen_objects(api, ou
     assert [e["seq"] for e in events] == [mine.seq]
 
 
-def test_a_validator_sees_events_about_every_model_but_not_desks_or_roles(api, validator, inventory):
+def test_a_validator_sees_events_about_assigned_models_but_not_desks_or_roles(api, validator, inventory):
+    services.validation_assign(actor=SystemActor("tests"), model=inventory["theirs"], validator=validator)
     desk_event = _system_event(action="desk.touched", object_type="governance.desk", object_id=1)
     events = _all(api(validator))
     types = {e["object_type"] for e in events}
-    assert types == {"models_registry.model", "models_registry.modelversion", "models_registry.dataset"}
+    assert types == {"models_registry.model", "models_registry.dataset"}
     assert desk_event.seq not in {e["seq"] for e in events}
-    assert str(inventory["theirs"].pk) in {e["object_id"] for e in events if e["object_type"].endswith(".model")}
+    model_ids = {e["object_id"] for e in events if e["object_type"].endswith(".model")}
+    assert model_ids == {str(inventory["theirs"].pk)}  # assigned to this one only
 
 
 def test_outsider_sees_nothing_and_gets_404_for_a_specific_seq(api, outsider, compliance, inventory):

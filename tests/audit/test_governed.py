@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -9,8 +10,11 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import F
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audit.governed import RECORDED, SERVICE_ONLY, governed_links, governed_models
 from audit.models import Event
@@ -18,7 +22,9 @@ from audit.scope import UnauditedWriteError, audited_change
 from audit.services import SystemActor, record_event
 from audit.verify import verify_log
 from governance import services as governance_services
+from governance.models import Membership
 from governance.roles import Role
+from models_registry import services as registry_services
 from tests.factories import UserFactory
 
 User = get_user_model()
@@ -38,6 +44,10 @@ OWN_APPS = ("governance", "models_registry", "audit")
 @pytest.fixture
 def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[type[models.Model]], models.Model]:
     """One existing row of each governed model, made through its service."""
+
+    def membership() -> models.Model:
+        return governance_services.membership_set(actor=SystemActor("tests"), user=owner, desk=desk)
+
     builders: dict[str, Callable[[], models.Model]] = {
         "models_registry.model": lambda: make_model(name="walk-model"),
         "models_registry.modelversion": lambda: make_version(),
@@ -45,6 +55,27 @@ def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[t
         "governance.desk": lambda: desk,
         "governance.membership": lambda: governance_services.membership_set(
             actor=SystemActor("tests"), user=owner, desk=desk
+        ),
+        "governance.deskgrant": lambda: governance_services.desk_access_grant(
+            actor=SystemActor("tests"), user=owner, desk=desk, permission="view_desk_models"
+        ),
+        "models_registry.modelgrant": lambda: registry_services.model_access_grant(
+            actor=SystemActor("tests"),
+            user=UserFactory(username="grantee"),
+            model=make_model(name="shared"),
+            permission="view_model",
+        ),
+        "models_registry.datasetgrant": lambda: registry_services.dataset_access_grant(
+            actor=SystemActor("tests"),
+            user=UserFactory(username="grantee"),
+            dataset=make_dataset(name="shared"),
+            permission="view_dataset",
+        ),
+        "models_registry.engagement": lambda: _engagement(make_model),
+        "models_registry.engagementmodel": lambda: _engagement(make_model).scope.get(),
+        "guardian.userobjectpermission": lambda: _generic_grant(UserObjectPermission, membership(), user=owner),
+        "guardian.groupobjectpermission": lambda: _generic_grant(
+            GroupObjectPermission, membership(), group=Group.objects.get(name=Role.VALIDATOR.value)
         ),
         "auth.user": lambda: owner,
         "auth.group": lambda: Group.objects.get(name=Role.VALIDATOR.value),
@@ -58,6 +89,32 @@ def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[t
     return build
 
 
+def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
+    regulator = UserFactory(username="reg", roles=[Role.REGULATOR])
+    now = timezone.now()
+    return registry_services.engagement_create(
+        actor=SystemActor("tests"),
+        regulator=regulator,
+        authority="PRA",
+        purpose="review",
+        starts_at=now,
+        ends_at=now + dt.timedelta(days=30),
+        models=[make_model(name="engaged")],
+    )
+
+
+def _generic_grant(model: type[models.Model], target: models.Model, **holder: Any) -> models.Model:
+    """A grant in guardian's generic table (an object with no grant table of its own: a desk membership)."""
+    permission = Permission.objects.get(codename="view_membership")
+    membership_type = ContentType.objects.get_for_model(Membership)
+    with audited_change():
+        row = model.objects.create(
+            permission=permission, content_type=membership_type, object_pk=str(target.pk), **holder
+        )
+        record_event(actor=SystemActor("tests"), action="test.generic_grant", target=row)
+    return row
+
+
 # A harmless change per model, valid for the database.
 CHANGES: dict[str, dict[str, Any]] = {
     "models_registry.model": {"description": "changed"},
@@ -65,6 +122,13 @@ CHANGES: dict[str, dict[str, Any]] = {
     "models_registry.dataset": {"description": "changed"},
     "governance.desk": {"name": "Changed desk"},
     "governance.membership": {"desk_id": F("desk_id")},
+    "governance.deskgrant": {"user_id": F("user_id")},
+    "models_registry.modelgrant": {"user_id": F("user_id")},
+    "models_registry.datasetgrant": {"user_id": F("user_id")},
+    "models_registry.engagement": {"purpose": "changed"},
+    "models_registry.engagementmodel": {"model_id": F("model_id")},
+    "guardian.userobjectpermission": {"object_pk": F("object_pk")},
+    "guardian.groupobjectpermission": {"object_pk": F("object_pk")},
     "auth.user": {"first_name": "Changed"},
     "auth.group": {"name": "changed-group"},
 }
@@ -82,8 +146,8 @@ def test_every_model_of_our_apps_is_governed_or_listed_with_a_reason():
     governed = {model._meta.label_lower for model in governed_models()}
     own = {model._meta.label_lower for model in apps.get_models() if model._meta.app_label in OWN_APPS}
     assert own - governed - NOT_GOVERNED.keys() == set()
-    # Django's user and group are governed too: roles are groups.
-    assert {"auth.user", "auth.group"} <= governed
+    # Django's user and group are governed too (roles are groups), and so are guardian's grants.
+    assert {"auth.user", "auth.group", "guardian.userobjectpermission", "guardian.groupobjectpermission"} <= governed
 
 
 @pytest.mark.parametrize("model", _governed(), ids=_ids)

@@ -9,6 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from audit.models import Event
+from audit.services import SystemActor
+from models_registry import services
 from models_registry.models import Dataset, Model, ModelVersion
 from tests.factories import PRICE_CSV, skops_classifier_bytes
 
@@ -40,7 +42,11 @@ def inventory(make_version, make_dataset):
 
 @pytest.mark.parametrize("role", ["owner", "compliance", "validator"])
 def test_pages_render_for_each_role(request, role, inventory):
-    client = _client(request.getfixturevalue(role))
+    user = request.getfixturevalue(role)
+    if role == "validator":  # validators see the models they are assigned to
+        model = Model.objects.get(pk=inventory["model"])
+        services.validation_assign(actor=SystemActor("tests"), model=model, validator=user)
+    client = _client(user)
     for page in PAGES:
         response = client.get(page.format(**inventory), secure=True)
         assert response.status_code == 200, page

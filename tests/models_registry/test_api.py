@@ -519,8 +519,9 @@ def test_transition_without_permission_is_403(api, auditor, make_version):
     assert _counts() == before
 
 
-def test_validator_walks_the_lifecycle(api, owner_client, validator, make_version):
+def test_validator_walks_the_lifecycle(api, owner_client, validator, compliance, make_version):
     version = make_version()
+    services.validation_assign(actor=compliance, model=version.model, validator=validator)
     assert _transition(owner_client, version, "in_development").status_code == 200
     assert _transition(owner_client, version, "submitted_for_validation").status_code == 200
     response = _transition(api(validator), version, "validated")
