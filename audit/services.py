@@ -154,30 +154,61 @@ def _fold_leaf(frontier: list[tuple[int, bytes]], leaf: bytes, index: int, close
     frontier.append((level, node))
 
 
-def _insert_rows(
+Statement = tuple[str, list[Any]]
+
+
+def _insert_statements(
     connection: BaseDatabaseWrapper, model: type[models.Model], fields: list[Field], rows: list[list[Any]]
-) -> None:
+) -> list[Statement]:
     """Multi-row INSERTs of already prepared values, in batches the backend accepts.
 
     Raw SQL rather than ``create``/``bulk_create``: the ORM's per-object machinery (model
     instances, signals, compiling the same INSERT again) was most of the writer's own cost.
     """
     if not rows:
-        return
+        return []
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
+    head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES "
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     batch = max(1, min(connection.ops.bulk_batch_size(fields, rows), _MAX_ROWS_PER_INSERT))
+    statements = []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        statements.append((head + ", ".join([row_sql] * len(chunk)), [value for row in chunk for value in row]))
+    return statements
+
+
+def _execute_writes(connection: BaseDatabaseWrapper, inserts: list[list[Statement]], update: Statement) -> None:
+    """Run the INSERTs and the head UPDATE, in as few round trips as the backend allows.
+
+    On PostgreSQL the last INSERTs ride along with the UPDATE as data-modifying CTEs, so a
+    single event costs two round trips in all (lock, then this). SQLite runs in-process,
+    where a statement costs little, and has no data-modifying CTEs.
+    """
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), batch):
-            chunk = rows[start : start + batch]
-            sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES " + ", ".join([row_sql] * len(chunk))
-            cursor.execute(sql, [value for row in chunk for value in row])
+        if connection.vendor != "postgresql":
+            for sql, params in [*(s for per_table in inserts for s in per_table), update]:
+                cursor.execute(sql, params)
+            return
+        # Only the last INSERT of each table joins the UPDATE, which keeps any one statement small.
+        joined = []
+        for per_table in inserts:
+            for sql, params in per_table[:-1]:
+                cursor.execute(sql, params)
+            if per_table:
+                joined.append(per_table[-1])
+        ctes = [(f"w{i} AS ({sql})", params) for i, (sql, params) in enumerate(joined)]
+        prefix = ("WITH " + ", ".join(cte for cte, _ in ctes) + " ") if ctes else ""
+        cursor.execute(prefix + update[0], [p for _, params in ctes for p in params] + update[1])
 
 
 def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) -> list[Event]:
-    """Append ``entries`` in order under one head lock: one UPDATE to lock and read the head,
-    batched INSERTs of the events and of the subtrees they close, one UPDATE of the head."""
+    """Append ``entries`` in order under one head lock.
+
+    Statements: one UPDATE that locks and reads the head, multi-row INSERTs of the events and
+    of the subtrees they close, one UPDATE of the head (on PostgreSQL the INSERTs travel with
+    it). Everything that does not depend on the head is prepared before the lock is taken.
+    """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         raise RuntimeError("record_event must be called inside the transaction that makes the change")
@@ -207,17 +238,19 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
         events.append(event)
         prev = entry_hash
 
-    _insert_rows(connection, Event, list(event_fields), event_rows)
     node_fields = [TreeNode._meta.get_field(name) for name in ("level", "index", "hash")]
-    _insert_rows(connection, TreeNode, node_fields, [list(node) for node in closed])
-    frontier_field = Head._meta.get_field("frontier")
+    inserts = [
+        _insert_statements(connection, Event, list(event_fields), event_rows),
+        _insert_statements(connection, TreeNode, node_fields, [list(node) for node in closed]),
+    ]
     qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {qn(Head._meta.db_table)} SET {qn('last_entry_hash')} = %s, {qn('frontier')} = %s "
-            f"WHERE {qn('id')} = 1",
-            [prev.hex(), frontier_field.get_db_prep_save([[lvl, h.hex()] for lvl, h in frontier], connection)],
-        )
+    new_frontier = [[level, node.hex()] for level, node in frontier]
+    head_update = (
+        f"UPDATE {qn(Head._meta.db_table)} SET {qn('last_entry_hash')} = %s, {qn('frontier')} = %s "
+        f"WHERE {qn('id')} = 1",
+        [prev.hex(), Head._meta.get_field("frontier").get_db_prep_save(new_frontier, connection)],
+    )
+    _execute_writes(connection, inserts, head_update)
     return events
 
 
