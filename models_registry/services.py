@@ -67,6 +67,13 @@ def _require_permission(actor: Actor, perm: str, action: str) -> None:
         raise NotPermitted(f"{actor.get_username()} may not {action} (needs permission {perm})")
 
 
+def _require_scope(actor: Actor, selector: Any, obj: Any, action: str) -> None:
+    """Object-level check: ``obj`` must be in ``selector``'s change scope for ``actor`` (users only;
+    system actors are jobs and commands, already trusted)."""
+    if isinstance(actor, AbstractBaseUser) and not selector(user=actor, for_change=True).filter(pk=obj.pk).exists():
+        raise NotPermitted(f"{actor.get_username()} may not {action} {obj} (no object permission)")
+
+
 def _refuse_unknown(changes: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(changes) - allowed)
     if unknown:
@@ -149,6 +156,7 @@ def model_create(
 def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason: str = "") -> Model:
     """Change a model's definition; the tier is recomputed and the diff audited."""
     _require_permission(actor, "models_registry.change_model", "change models")
+    _require_scope(actor, selectors.model_list, model, "change")
     _refuse_unknown(changes, MODEL_UPDATABLE_FIELDS, "model")
     model = Model.objects.select_for_update().get(pk=model.pk)
     before = snapshot(model)
@@ -226,6 +234,7 @@ def _sha256(content: bytes) -> str:
 def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], reason: str = "") -> Dataset:
     """Change a dataset's governance metadata or rules; new rules reset its validation status."""
     _require_permission(actor, "models_registry.change_dataset", "change datasets")
+    _require_scope(actor, selectors.dataset_list, dataset, "change")
     _refuse_unknown(changes, DATASET_UPDATABLE_FIELDS, "dataset")
     if "rules" in changes:
         datasets.parse_rules(changes["rules"])
@@ -306,6 +315,7 @@ def model_version_create(
 ) -> ModelVersion:
     """Register a trained artifact as a new version (status draft) after checking it is safe."""
     _require_permission(actor, "models_registry.add_modelversion", "register model versions")
+    _require_scope(actor, selectors.model_list, model, "add a version to")
     info = artifacts.inspect_artifact(artifact)
     if info.family is not None and info.family != model.model_type:
         raise InvalidArtifact(
@@ -355,6 +365,7 @@ def model_version_update(
 ) -> ModelVersion:
     """Change a version's metadata while it is still in draft or development."""
     _require_permission(actor, "models_registry.change_modelversion", "change model versions")
+    _require_scope(actor, selectors.model_version_list, version, "change")
     _refuse_unknown(changes, VERSION_UPDATABLE_FIELDS, "model version")
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status not in VERSION_EDITABLE_STATUSES:

@@ -91,7 +91,9 @@ def make_version(owner, make_model):
     def make(model=None, **overrides: Any):
         data: dict[str, Any] = {"version": "1.0.0", "artifact": skops_classifier_bytes()}
         data.update(overrides)
-        return services.model_version_create(actor=data.pop("actor", owner), model=model or make_model(), **data)
+        model = model or make_model()
+        # The model's owner by default: adding a version needs change scope on the model.
+        return services.model_version_create(actor=data.pop("actor", model.owner), model=model, **data)
 
     return make
 
