@@ -15,10 +15,14 @@ class DomainError(Exception):
     status = 400
     code = "invalid"
 
-    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail or {}
+        # HTTP headers the answer needs (a 401's challenge, a 429's Retry-After).
+        self.headers = headers or {}
 
     def as_dict(self) -> dict[str, Any]:
         return {"error": self.code, "detail": self.message, **self.detail}
@@ -57,3 +61,21 @@ class InvalidDataset(DomainError):
 class NotPermitted(DomainError):
     status = 403
     code = "permission_denied"
+
+
+class InvalidCredentials(DomainError):
+    """Wrong username or password (said the same way for both, so accounts cannot be probed)."""
+
+    status = 401
+    code = "invalid_credentials"
+
+    def __init__(self, message: str = "wrong username or password", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Token"})
+        super().__init__(message, **kwargs)
+
+
+class LockedOut(DomainError):
+    """Too many failed logins: further attempts are refused until the cool-off ends."""
+
+    status = 429
+    code = "locked_out"

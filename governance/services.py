@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from knox.models import AuthToken
 
 from audit.scope import audited_change
-from audit.services import Actor, SystemActor, record_event
+from audit.services import Actor, EventEntry, SystemActor, record_event, record_events
 from audit.snapshot import snapshot
 from governance.errors import NotPermitted
 from governance.models import Desk, DeskGrant, Membership
@@ -94,7 +99,11 @@ def user_create(
     desk: Desk | None = None,
     is_superuser: bool = False,
 ) -> AbstractBaseUser:
-    """Create a staff user with roles (groups) and optionally a desk."""
+    """Create a staff user with roles (groups) and optionally a desk.
+
+    The password must pass ``AUTH_PASSWORD_VALIDATORS``; otherwise ``ValidationError``
+    (on ``password``) and nothing is written.
+    """
     user = User(
         username=username,
         email=email,
@@ -103,6 +112,7 @@ def user_create(
         is_staff=True,
         is_superuser=is_superuser,
     )
+    _validate_password(password, user)
     user.set_password(password)
     user.full_clean()
     user.save()
@@ -116,8 +126,18 @@ def user_create(
     return user
 
 
+def _validate_password(password: str, user: AbstractBaseUser) -> None:
+    """Django's password validators, their messages under the ``password`` field."""
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+
+
 @audited_change()
 def user_set_password(*, actor: Actor, user: AbstractBaseUser, password: str) -> None:
+    """Set a new password; one the validators refuse raises ``ValidationError``, changing nothing."""
+    _validate_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password"])
     record_event(actor=actor, action="user.password_set", target=user)
@@ -131,18 +151,171 @@ def login_succeeded(*, user: AbstractBaseUser) -> None:
     record_event(actor=user, action="auth.login_succeeded", target=user)
 
 
-@audited_change()
-def login_failed(*, username: str) -> None:
-    """Record a failed login attempt, naming the account if it exists (never the password)."""
+def _account(username: str) -> tuple[str, AbstractBaseUser | None]:
     username = (username or "")[: User._meta.get_field(User.USERNAME_FIELD).max_length]
     account = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+    return username, account
+
+
+@audited_change()
+def login_failed(*, username: str, locked_out: bool = False) -> None:
+    """Record a failed login attempt, naming the account if it exists (never the password).
+
+    ``locked_out``: the attempt was refused because a lock-out was in force, without its
+    password being checked.
+    """
+    username, account = _account(username)
     record_event(
         actor=None,
         action="auth.login_failed",
         target=account,
         object_type=User._meta.label_lower,
-        after={"username": username, "account_exists": account is not None},
+        after={"username": username, "account_exists": account is not None, "locked_out": locked_out},
     )
+
+
+@audited_change()
+def login_locked_out(
+    *, username: str, client_address: str | None, failures: int | None, cool_off: timedelta | None
+) -> None:
+    """Record that ``username`` is locked out from ``client_address`` after ``failures`` failures.
+
+    Written once, when the lock-out begins; attempts refused during it are ``auth.login_failed``
+    events with ``locked_out``. ``cool_off`` None: locked until an administrator clears it.
+    """
+    username, account = _account(username)
+    now = timezone.now()
+    record_event(
+        actor=None,
+        action="auth.locked_out",
+        target=account,
+        object_type=User._meta.label_lower,
+        after={
+            "username": username,
+            "account_exists": account is not None,
+            "client_address": client_address,
+            "failures": failures,
+            "cool_off_seconds": int(cool_off.total_seconds()) if cool_off is not None else None,
+            "locked_until": now + cool_off if cool_off is not None else None,
+        },
+    )
+
+
+# API tokens (django-rest-knox). The token itself is shown once, to its holder; the database
+# keeps its SHA-512 digest and the log its first characters (knox's ``token_key``), which
+# identify it but cannot be used to authenticate. Tokens are not governed rows: knox deletes
+# expired ones while authenticating, and that needs no event.
+_TOKEN_TYPE = "knox.authtoken"
+
+
+def _token_record(token: AuthToken) -> dict[str, Any]:
+    return {
+        "user": token.user_id,
+        "username": token.user.get_username(),
+        "token_prefix": token.token_key,
+        "created": token.created,
+        "expiry": token.expiry,
+    }
+
+
+def _require_token_manager(actor: Actor, user: AbstractBaseUser) -> None:
+    """A user manages their own tokens; administrators (who manage users) anyone's."""
+    if not isinstance(actor, AbstractBaseUser) or actor.pk == user.pk:
+        return
+    if not (actor.is_superuser or actor.has_perm("auth.change_user")):
+        raise NotPermitted(f"{actor.get_username()} may not manage the API tokens of {user.get_username()}")
+
+
+@audited_change()
+def token_issue(*, actor: Actor, user: AbstractBaseUser, ttl: timedelta | None = None) -> tuple[AuthToken, str]:
+    """Issue an API token for ``user``, valid for ``ttl`` (default ``GOVERNANCE_API_TOKEN_TTL``).
+
+    Returns the stored row and the token. The token is not stored and must be handed to
+    the user now; the event records its prefix and expiry only.
+    """
+    _require_token_manager(actor, user)
+    ttl = settings.GOVERNANCE_API_TOKEN_TTL if ttl is None else ttl
+    if ttl <= timedelta(0):
+        raise ValidationError({"ttl": ["must be positive"]})
+    if not user.is_active:
+        raise ValidationError({"user": [f"{user.get_username()} is inactive"]})
+    instance, token = AuthToken.objects.create(user=user, expiry=ttl)
+    record_event(
+        actor=actor,
+        action="auth.token_issued",
+        object_type=_TOKEN_TYPE,
+        object_id=instance.token_key,
+        after=_token_record(instance),
+    )
+    return instance, token
+
+
+@audited_change()
+def token_revoke(*, actor: Actor, tokens: Iterable[AuthToken], reason: str = "") -> int:
+    """Revoke (delete) ``tokens``, one ``auth.token_revoked`` event each; returns how many.
+
+    Tokens already gone (revoked meanwhile, or deleted by knox as expired) are skipped.
+    """
+    digests = [token.digest for token in tokens]
+    rows = list(
+        AuthToken.objects.select_for_update(of=("self",))
+        .filter(digest__in=digests)
+        .select_related("user")
+        .order_by("created", "digest")
+    )
+    for row in rows:
+        _require_token_manager(actor, row.user)
+    entries: list[EventEntry] = [
+        {
+            "action": "auth.token_revoked",
+            "object_type": _TOKEN_TYPE,
+            "object_id": row.token_key,
+            "before": _token_record(row),
+            "reason": reason,
+        }
+        for row in rows
+    ]
+    record_events(actor=actor, entries=entries)
+    AuthToken.objects.filter(digest__in=[row.digest for row in rows]).delete()
+    return len(rows)
+
+
+@audited_change()
+def token_revoke_all(*, actor: Actor, user: AbstractBaseUser, reason: str = "") -> int:
+    """Revoke every API token of ``user`` (a lost token, a leaver); returns how many."""
+    _require_token_manager(actor, user)
+    return token_revoke(actor=actor, tokens=AuthToken.objects.filter(user=user), reason=reason)
+
+
+@audited_change()
+def login_lockout_clear(*, actor: Actor, attempts: Iterable[AccessAttempt], reason: str = "") -> int:
+    """Forget the failed logins of ``attempts`` (django-axes rows), lifting any lock-out they
+    cause before its cool-off ends; one ``auth.lockout_cleared`` event each. Administrators only."""
+    if isinstance(actor, AbstractBaseUser) and not (actor.is_superuser or actor.has_perm("auth.change_user")):
+        raise NotPermitted(f"{actor.get_username()} may not clear login lock-outs (administrators only)")
+    rows = list(AccessAttempt.objects.select_for_update().filter(pk__in=[a.pk for a in attempts]).order_by("pk"))
+    entries: list[EventEntry] = []
+    for row in rows:
+        username, account = _account(row.username or "")
+        entries.append(
+            {
+                "action": "auth.lockout_cleared",
+                "target": account,
+                "object_type": User._meta.label_lower,
+                "before": {
+                    "username": username,
+                    "account_exists": account is not None,
+                    "client_address": row.ip_address,
+                    "failures": row.failures_since_start,
+                    "last_failure": row.attempt_time,
+                },
+                "reason": reason,
+            }
+        )
+    record_events(actor=actor, entries=entries)
+    AccessAttempt.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    return len(rows)
+
 
 DESK_GRANTABLE = frozenset({"view_desk_models", "change_desk_models"})
 

@@ -8,7 +8,9 @@ See README.md ("Configuration") for every variable.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -60,6 +62,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    # Hashed, expiring API tokens, and the login lock-out (their own tables). Before governance,
+    # whose admin replaces theirs.
+    "knox",
+    "axes",
     "governance",
     "audit",
     "models_registry",
@@ -75,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    # Last, as django-axes requires: turns a locked-out admin login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -110,6 +118,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -118,6 +128,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Argon2id for new passwords; the others stay so that existing hashes still verify and are
+# upgraded to Argon2 at the user's next login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None
@@ -137,6 +156,17 @@ MEDIA_ROOT = env_path("GOVERNANCE_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "media/"
 REPORTS_DIR = env_path("GOVERNANCE_REPORTS_DIR", VAR_DIR / "reports")
 
+
+def _proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` -> ``("HTTP_X_FORWARDED_PROTO", "https")``; empty -> None."""
+    raw = env_str(name).strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9-]+", raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an HTTP header name (e.g. X-Forwarded-Proto)")
+    return ("HTTP_" + raw.upper().replace("-", "_"), "https")
+
+
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
@@ -144,8 +174,18 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Trusted only when set: a client could otherwise claim HTTPS over plain HTTP. Set it to the
+# header a TLS-terminating proxy sets (and strips from clients), e.g. X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# A working day; the cookie also ends with the browser session.
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# No script reads the CSRF cookie: the admin, the browsable API and Swagger UI put the token
+# into the page itself.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -210,10 +250,59 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.make_checkpoint", "schedule": float(GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL)},
 }
 
+
+def _lockout_parameters(name: str, default: str) -> list[str | list[str]]:
+    """``username+ip_address`` (a combination) or ``username,ip_address`` (either), for django-axes."""
+    allowed = {"username", "ip_address", "user_agent"}
+    parameters: list[str | list[str]] = []
+    for item in env_list(name, [default]):
+        parts = [part.strip() for part in item.split("+")]
+        unknown = sorted(set(parts) - allowed)
+        if unknown or not all(parts):
+            raise ImproperlyConfigured(
+                f"{name}={os.environ.get(name)!r}: {', '.join(unknown) or 'empty part'} is not one of "
+                f"{', '.join(sorted(allowed))} (combine with '+', list alternatives with ',')"
+            )
+        parameters.append(parts[0] if len(parts) == 1 else parts)
+    return parameters
+
+
+# Login lock-out (django-axes), for the admin login and the API token endpoint alike: after
+# GOVERNANCE_LOGIN_FAILURE_LIMIT failures for the same username from the same address,
+# further attempts are refused for GOVERNANCE_LOGIN_COOLOFF_SECONDS (0: until an administrator
+# clears the lock-out). Attempts are kept in the database, so every web process sees them.
+AXES_FAILURE_LIMIT = env_int("GOVERNANCE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_cool_off_seconds = env_int("GOVERNANCE_LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=0)
+AXES_COOLOFF_TIME = timedelta(seconds=_cool_off_seconds) if _cool_off_seconds else None
+AXES_LOCKOUT_PARAMETERS = _lockout_parameters("GOVERNANCE_LOGIN_LOCKOUT_PARAMETERS", "username+ip_address")
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Attempts refused during a lock-out do not extend it: it ends one cool-off after it began.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# The audit log is the record of logins; axes keeps only what the lock-out needs.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# The same client address as the audit log's (REMOTE_ADDR), whatever else is installed.
+AXES_CLIENT_IP_CALLABLE = "governance.authentication.client_address"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# API tokens (django-rest-knox): random, stored as a SHA-512 digest, expiring, never refreshed.
+GOVERNANCE_API_TOKEN_TTL = timedelta(seconds=env_int("GOVERNANCE_API_TOKEN_TTL", 10 * 3600, minimum=60))
+REST_KNOX = {
+    "TOKEN_TTL": GOVERNANCE_API_TOKEN_TTL,
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
+    "SECURE_HASH_ALGORITHM": "hashlib.sha512",
+}
+
 REST_FRAMEWORK = {
+    # Token first: its scheme is what a 401's WWW-Authenticate names. Sessions serve the
+    # browsable API and Swagger UI for users logged into the admin. No HTTP Basic: a password
+    # sent with every request is what the tokens are for avoiding.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -247,4 +336,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes narrates every login at INFO; failures and lock-outs (WARNING) are enough,
+    # and the audit log has them all.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

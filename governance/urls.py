@@ -11,6 +11,7 @@ def _home(request: HttpRequest) -> HttpResponseRedirect:
 urlpatterns = [
     path("", _home),
     path("admin/", admin.site.urls),
+    path("api/auth/", include("governance.api.urls")),
     path("api/audit/", include("audit.api.urls")),
     path("api/", include("models_registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

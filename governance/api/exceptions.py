@@ -20,13 +20,15 @@ def _validation_detail(exc: DjangoValidationError) -> Any:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status)
+        return Response(exc.as_dict(), status=exc.status, headers=exc.headers or None)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_detail(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response = drf_exception_handler(exc, context)
         if response is not None:
             response.status_code = status.HTTP_401_UNAUTHORIZED
-            response["WWW-Authenticate"] = response.get("WWW-Authenticate", 'Basic realm="api"')
+            # RFC 9110: a 401 names a scheme. The API's is Token (views whose first authenticator
+            # has no scheme of its own, e.g. session-only, get it too).
+            response["WWW-Authenticate"] = response.get("WWW-Authenticate", "Token")
         return response
     return drf_exception_handler(exc, context)

@@ -48,12 +48,24 @@ def test_a_failed_login_is_an_event_naming_the_account_but_never_the_password(cl
     assert verify_log().ok
 
 
-def test_a_failed_api_basic_authentication_is_an_event(client):
+def test_a_failed_api_token_login_is_an_event(client):
     UserFactory(username="apiuser")
-    token = base64.b64encode(b"apiuser:wrong-password").decode()
+    response = client.post(
+        "/api/auth/token/", {"username": "apiuser", "password": "wrong-password"}, content_type="application/json"
+    )
+    assert response.status_code == 401
+    event = Event.objects.get(action="auth.login_failed", after__username="apiuser")
+    assert event.after["account_exists"] is True
+    assert "wrong-password" not in str([event.before, event.after, event.reason])
+
+
+def test_http_basic_authentication_is_not_accepted(client):
+    """The API takes tokens (and admin sessions), not a password with every request."""
+    UserFactory(username="apiuser")
+    token = base64.b64encode(f"apiuser:{PASSWORD}".encode()).decode()
     response = client.get("/api/models/", HTTP_AUTHORIZATION=f"Basic {token}")
-    assert response.status_code in (401, 403)
-    assert Event.objects.filter(action="auth.login_failed", after__username="apiuser").exists()
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
 
 
 def test_changing_a_users_roles_in_the_django_admin_is_recorded_with_the_admin_as_actor(client):

@@ -22,6 +22,7 @@ from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.test import RequestFactory
 from django.test.utils import override_settings
 
 from audit.models import Event
@@ -98,8 +99,10 @@ def test_users_can_log_in_with_the_demo_password(demo):
     users = {u.username: u for u in get_user_model().objects.filter(username__in=USERNAMES)}
     assert set(users) == USERNAMES
     for username in USERNAMES:
-        assert authenticate(username=username, password=PASSWORD) == users[username], username
-        assert authenticate(username=username, password=PASSWORD + "x") is None
+        # django-axes needs the request (its client address) to apply the login lock-out.
+        request = RequestFactory().post("/admin/login/")
+        assert authenticate(request, username=username, password=PASSWORD) == users[username], username
+        assert authenticate(request, username=username, password=PASSWORD + "x") is None
         assert users[username].is_staff
     assert users["admin"].is_superuser
     assert not any(users[name].is_superuser for name in USERNAMES - {"admin"})

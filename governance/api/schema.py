@@ -1,0 +1,28 @@
+"""OpenAPI description of the API's token authentication (drf-spectacular extension)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """Replaces drf-spectacular's own knox extension (``knoxApiToken``) with a name and text
+    that say how to get a token rather than which library issues it."""
+
+    target_class = "knox.auth.TokenAuthentication"
+    name = "tokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "Send `Authorization: Token <token>`. Get a token with `POST /api/auth/token/` "
+                '(`{"username": ..., "password": ...}`); it expires (see `expires`) and is never '
+                "refreshed. `DELETE /api/auth/token/` revokes it."
+            ),
+        }
