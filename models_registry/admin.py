@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
@@ -33,8 +33,36 @@ class LifecycleStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ScopedAdmin(ServiceBackedAdmin):
+    """Admin whose rows and per-object permissions come from the inventory selectors, so each
+    role sees its own slice, exactly as in the API."""
+
+    def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
+        raise NotImplementedError
+
+    def _in_scope(self, request: HttpRequest, obj: Any, *, for_change: bool = False) -> bool:
+        return self.scope(user=request.user, for_change=for_change).filter(pk=obj.pk).exists()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return self.scope(user=request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            return self._in_scope(request, obj)
+        # Regulators hold no model permission: an engagement alone opens the list to them.
+        return super().has_view_permission(request) or self.scope(user=request.user).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or self._in_scope(request, obj, for_change=True)
+
+
 @admin.register(Model)
-class ModelAdmin(ServiceBackedAdmin):
+class ModelAdmin(ScopedAdmin):
     list_display = [
         "name",
         "purpose",
@@ -75,8 +103,8 @@ class ModelAdmin(ServiceBackedAdmin):
         ("Lifecycle", {"fields": ["status_display", "created_at", "updated_at"]}),
     ]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return selectors.model_list(user=request.user)
+    def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
+        return selectors.model_list(user=user, for_change=for_change)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
@@ -156,7 +184,7 @@ class DatasetAdminForm(forms.ModelForm):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(ServiceBackedAdmin):
+class DatasetAdmin(ScopedAdmin):
     form = DatasetAdminForm
     add_only_fields = ("upload",)
     list_display = ["name", "source_kind", "classification", "row_count", "time_start", "time_end", "validation_status"]
@@ -175,8 +203,15 @@ class DatasetAdmin(ServiceBackedAdmin):
     ]
     actions = ["run_validation"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return selectors.dataset_list(user=request.user)
+    def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
+        return selectors.dataset_list(user=user, for_change=for_change)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method == "GET":
+            services.dataset_access_log(actor=request.user, dataset_id=object_id, kind="read")
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="schema")
     def schema_display(self, obj: Dataset) -> str:
@@ -285,7 +320,7 @@ def _transition_action(target: LifecycleStatus) -> Any:
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ServiceBackedAdmin):
+class ModelVersionAdmin(ScopedAdmin):
     form = ModelVersionAdminForm
     add_only_fields = ("upload",)
     list_display = ["__str__", "status", "estimator_class_short", "created_by", "created_at"]
@@ -306,8 +341,8 @@ class ModelVersionAdmin(ServiceBackedAdmin):
     ]
     actions = [_transition_action(status) for status in LifecycleStatus]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return selectors.model_version_list(user=request.user)
+    def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
+        return selectors.model_version_list(user=user, for_change=for_change)
 
     def has_transition_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("models_registry.transition_modelversion")

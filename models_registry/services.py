@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from audit.scope import audited_change
-from audit.services import Actor, record_event
+from audit.services import Actor, SystemActor, record_event
 from audit.snapshot import diff, snapshot
 from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
 from governance.models import Desk
@@ -623,3 +623,40 @@ def engagement_revoke(*, actor: Actor, engagement: Engagement, reason: str) -> E
         reason=reason,
     )
     return engagement
+
+
+# --- Data access logging -------------------------------------------------------------------------
+
+LOGGED_CLASSIFICATIONS = frozenset({"confidential", "restricted"})
+
+
+@audited_change()
+def dataset_access_log(*, actor: Actor, dataset_id: Any, kind: str) -> bool:
+    """Record a read or download of a confidential or restricted dataset, or a denied attempt.
+
+    Returns whether ``actor`` may see the dataset. Public and internal datasets are not
+    logged (every member of staff may read them); an unknown id records nothing.
+    """
+    try:
+        dataset = Dataset.objects.only("pk", "name", "classification").get(pk=int(dataset_id))
+    except (Dataset.DoesNotExist, TypeError, ValueError):
+        return False
+    allowed = isinstance(actor, SystemActor) or selectors.dataset_list(user=actor).filter(pk=dataset.pk).exists()
+    if dataset.classification in LOGGED_CLASSIFICATIONS:
+        record_event(
+            actor=actor,
+            action=f"dataset.{kind}" if allowed else "dataset.access_denied",
+            target=dataset,
+            after={"classification": dataset.classification, "attempted": kind},
+        )
+    return allowed
+
+
+def dataset_content(*, actor: Actor, dataset: Dataset) -> bytes:
+    """The dataset's stored bytes, checked against its SHA-256; the download is logged."""
+    with default_storage.open(dataset.file.name, "rb") as handle:
+        content = handle.read()
+    if _sha256(content) != dataset.content_sha256:
+        raise Conflict(f"the stored content of dataset {dataset.name!r} no longer matches its SHA-256")
+    dataset_access_log(actor=actor, dataset_id=dataset.pk, kind="download")
+    return content

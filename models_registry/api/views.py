@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -119,6 +121,30 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedVi
         reason = data.pop("reason", "")
         dataset = services.dataset_update(actor=request.user, dataset=dataset, changes=data, reason=reason)
         return self._output(dataset)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        # Logged before the scope check, so that a denied attempt is recorded too (then 404).
+        services.dataset_access_log(actor=request.user, dataset_id=pk, kind="read")
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """The dataset's CSV file, checked against its SHA-256 (reads of confidential and
+        restricted data are audit events)."""
+        dataset = self._visible_or_log_denial(pk)
+        content = services.dataset_content(actor=request.user, dataset=dataset)
+        response = HttpResponse(content, content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{dataset.name}.csv"'
+        response["X-Content-SHA256"] = dataset.content_sha256
+        return response
+
+    def _visible_or_log_denial(self, pk: str | None) -> Any:
+        try:
+            return self.get_object()
+        except Http404:
+            services.dataset_access_log(actor=self.request.user, dataset_id=pk, kind="download")
+            raise
 
     @extend_schema(request=None, responses={200: s.DatasetOutputSerializer})
     @action(detail=True, methods=["post"])
