@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
@@ -24,11 +25,15 @@ def error_text(exc: Exception) -> str:
 class ServiceBackedAdmin(admin.ModelAdmin):
     """Admin whose saves call services. A refusal rolls back and returns to the form with the reason."""
 
+    @csrf_protect_m
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
+        # Not inside the admin's usual request-wide transaction: each service is its own
+        # transaction, and a refusal's audit event (segregation of duties) must outlive the
+        # refused change instead of being rolled back with it.
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            return self._changeform_view(request, object_id, form_url, extra_context)
         except (DomainError, ValidationError) as exc:
             self.message_user(request, f"Nothing was saved: {error_text(exc)}", level=messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

@@ -368,3 +368,6 @@ class ModelVersionAdmin(ScopedAdmin):
         content = data.pop("upload").read()
         created = services.model_version_create(actor=request.user, artifact=content, **data)
         adopt(obj, created)
+
+
+from models_registry import admin_access  # noqa: E402, F401  (registers the access pages)
