@@ -410,6 +410,8 @@ def test_the_admin_login_locks_out_after_the_failure_limit_and_audits_it(client)
     [locked] = _events("auth.locked_out")
     assert (locked.after["username"], locked.after["client_address"]) == ("gus", "127.0.0.1")
     assert not _events("auth.login_succeeded")
+    # One event per attempt: the failures, then the refusal during the lock-out.
+    assert [e.after["locked_out"] for e in _events("auth.login_failed")] == [False] * LIMIT + [True]
 
 
 def test_failures_count_across_the_admin_login_and_the_token_endpoint(client):
