@@ -71,6 +71,14 @@ def public_key_pem(key: Ed25519PublicKey) -> str:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
+def load_public_key_pem(pem: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM; ``ValueError`` if it is not one."""
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
 def signed_message(*, tree_size: int, root_hash: str, timestamp: dt.datetime) -> bytes:
     return rfc8785.dumps(
         {"origin": ORIGIN, "tree_size": tree_size, "root_hash": root_hash, "timestamp": format_timestamp(timestamp)}
@@ -84,6 +92,18 @@ class SignedTreeHead:
     timestamp: dt.datetime
     key_id: str
     signature: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> SignedTreeHead:
+        """The inverse of ``as_json``; ``ValueError`` (or ``KeyError``, ``TypeError``) if it is not one."""
+        timestamp = dt.datetime.strptime(data["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        tree_size = data["tree_size"]
+        if type(tree_size) is not int or tree_size < 0:
+            raise ValueError(f"tree_size {tree_size!r} is not a size")
+        root, key, signature = data["root_hash"], data["key_id"], data["signature"]
+        if not (isinstance(root, str) and isinstance(key, str) and isinstance(signature, str)):
+            raise TypeError("root_hash, key_id and signature must be strings")
+        return cls(tree_size, root, timestamp, key, signature)
 
     def as_json(self) -> dict[str, Any]:
         return {
