@@ -17,6 +17,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from knox.models import AuthToken
@@ -137,6 +138,14 @@ def test_user_set_password_refuses_a_weak_password_and_keeps_the_old_one():
     services.user_set_password(actor=SystemActor("tests"), user=user, password="a-much-better-passphrase")
     user.refresh_from_db()
     assert user.check_password("a-much-better-passphrase")
+
+
+def test_the_demo_refuses_a_weak_demo_password_before_writing_anything(monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "demo")
+    events_before = Event.objects.count()
+    with pytest.raises(CommandError, match=r"DEMO_PASSWORD is refused: .*too short"):
+        call_command("demo", "--no-serve")
+    assert Event.objects.count() == events_before
 
 
 # --- API tokens ----------------------------------------------------------------------------------

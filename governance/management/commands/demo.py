@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import signing
 from audit.services import SystemActor, checkpoint_if_grown
@@ -28,8 +30,15 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000", help="Where to serve (default 127.0.0.1:8000).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        password = os.environ.get("DEMO_PASSWORD") or None
+        if password:
+            # Checked before anything is written: the user services refuse a weak password.
+            try:
+                password_validation.validate_password(password)
+            except ValidationError as exc:
+                raise CommandError(f"DEMO_PASSWORD is refused: {' '.join(exc.messages)}") from exc
         call_command("migrate", interactive=False, verbosity=0)
-        report = seed.run(password_from_env=os.environ.get("DEMO_PASSWORD") or None)
+        report = seed.run(password_from_env=password)
         summary_path = Path(settings.VAR_DIR) / "demo" / "summary.json"
         summary = seed.write_summary(summary_path)
 
