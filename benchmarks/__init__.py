@@ -1,0 +1,1 @@
+"""Benchmark scripts and their benchmark-only Django settings and app (never part of the product)."""
