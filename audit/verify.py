@@ -257,9 +257,13 @@ def _verify_tree_nodes(result: Verification, tree: merkle.MemoryTree, chunk_size
         # One comparison of whole lists in C when all is well; row by row only to say where not.
         if [index for _, index, _ in rows] == list(range(len(expected))) and [h for _, _, h in rows] == expected:
             continue
+        present = set()
         for _, index, value in rows:
+            present.add(index)
             if not (0 <= index < len(expected) and expected[index] == value):
                 result.fail((index << level) + 1, f"stored tree node {level}/{index} does not match the events")
+        for index in sorted(set(range(len(expected))) - present):
+            result.fail((index << level) + 1, f"tree node {level}/{index} is not stored")
     # Nodes where the tree has none (above its height, or at level 0 which lives on the events).
     for level, index, _ in _node_rows(f"{level_column} >= %s OR {level_column} < 1", [tree.height], chunk_size):
         stored += 1
