@@ -131,3 +131,22 @@ def test_a_column_of_the_wrong_type_is_reported_not_raised():
     _without_triggers("UPDATE audit_event SET actor_label = 12345 WHERE seq = 3")
     result = verify.verify_log()
     assert result.first_bad_seq == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "tamper", [None, "UPDATE audit_event SET reason = 'x' WHERE seq = 11", "DELETE FROM audit_event WHERE seq = 8"]
+)
+def test_worker_processes_give_the_same_result(tamper):
+    _events(20)
+    if tamper:
+        _without_triggers(tamper)
+    alone = verify.verify_log(chunk_size=3)
+    parallel = verify.verify_log(chunk_size=3, workers=2)
+    assert (parallel.ok, parallel.first_bad_seq, parallel.problems, parallel.root) == (
+        alone.ok,
+        alone.first_bad_seq,
+        alone.problems,
+        alone.root,
+    )
+    assert alone.ok is (tamper is None)

@@ -4,13 +4,18 @@ of the audit log, or of an exported bundle (with no database access)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.selectors import log_size
 from audit.verify import Verification, verify_log
+
+# Below this, starting worker processes costs more than they save.
+PARALLEL_FROM = 100_000
 
 
 class Command(BaseCommand):
@@ -24,6 +29,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
         parser.add_argument(
             "--bundle", type=Path, default=None, help="Verify the bundle in this directory (audit_export)."
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes that canonicalise and hash events (default: one per CPU, at most 4, "
+            f"for logs of {PARALLEL_FROM:,} events or more; else 1).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,7 +56,10 @@ class Command(BaseCommand):
                 "key_id": bundle.key_id,
             }
         else:
-            result = verify_log()
+            workers = options["workers"]
+            if workers is None:
+                workers = min(4, os.cpu_count() or 1) if log_size() >= PARALLEL_FROM else 1
+            result = verify_log(workers=max(1, workers))
         if options["json"]:
             payload = {
                 "ok": result.ok,
