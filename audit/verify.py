@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -123,13 +124,18 @@ def _timestamp_text(value: object, naive_is_utc: bool) -> str:
     raise ValueError(f"{value!r} is not a timestamp")
 
 
+# Short documents repeat (a transition's {"status": "validated"}, a flag's before and
+# after): their canonical text is a pure function of the stored text, so remember it.
+_short_document_text = functools.lru_cache(maxsize=4096)(canonical.document_text)
+
+
 def _json_text(value: object) -> str:
     """RFC 8785 text of the value ``JSONField.from_db_value`` would give for this column value."""
     if value is None:
         return "null"
     if type(value) is str:
         try:
-            return canonical.document_text(value)
+            return _short_document_text(value) if len(value) <= 200 else canonical.document_text(value)
         except json.JSONDecodeError:
             pass  # the field hands back text that is not JSON as the string itself
     return canonical.dumps(value).decode("utf-8")
