@@ -181,6 +181,8 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise BundleError(f"{path.name}: missing from the bundle")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue  # a blank line is no event; a missing one shows as a missing seq
             try:
                 data = json.loads(raw)
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike

@@ -212,6 +212,12 @@ def test_a_consistently_rewritten_partial_range_is_caught_by_the_signed_roots(lo
     assert "first bad seq: 2" in out
 
 
+def test_export_needs_the_signing_key(tmp_path):
+    _events(2)
+    with pytest.raises(CommandError, match="no audit signing key"):
+        _export(tmp_path / "bundle")
+
+
 def test_export_refuses_a_range_outside_the_log(log, tmp_path):
     with pytest.raises(CommandError, match="not within the log"):
         _export(tmp_path / "bundle", "--from-seq", "5", "--to-seq", str(log["size"] + 1))

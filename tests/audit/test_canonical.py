@@ -15,7 +15,7 @@ from audit import canonical
 # Characters where JSON and JCS could part ways: controls, quote and backslash, DEL,
 # U+2028/2029, the top of the BMP (sorts above a surrogate pair in UTF-16, below it by
 # code point), characters above U+FFFF, and lone surrogates (JCS refuses them).
-_TRICKY = "\x00\x01\x08\t\n\x0c\r\x1f \"\\/\x7f\u0080\u00e9\u2028\u2029\ud7ff\ue000\uffee\uffff\U00010000\U0001f600"
+_TRICKY = '\x00\x01\x08\t\n\x0c\r\x1f "\\/\x7f\u0080\u00e9\u2028\u2029\ud7ff\ue000\uffee\uffff\U00010000\U0001f600'
 _chars = st.one_of(
     st.sampled_from(_TRICKY),
     st.characters(codec="utf-8"),
@@ -72,7 +72,7 @@ def _document_bytes(document: str) -> bytes:
 @example([1.0, -0.0, 1e-7, 1e21, 1e-5, 0.5, 2.0**53, 1e16])
 @example({"a": [1, {"b": 2**53}]})
 @example([float("nan")])
-@example({"k": "\u2028\x7f\x00\x1f\"\\"})
+@example({"k": '\u2028\x7f\x00\x1f"\\'})
 def test_dumps_equals_rfc8785(value):
     assert _ours(canonical.dumps, value) == _rfc8785(value)
 
@@ -96,7 +96,7 @@ def test_document_text_equals_rfc8785_of_the_decoded_document(value, ascii_only,
         '{"s": "\\u0000", "f": 1e-7}',
         '"\\u0000 1e-7 \\u0000"',
         '{"x": "\\"\\u0000-1e-7\\u0000\\""}',
-        '[NaN]',
+        "[NaN]",
         "[1] x",
         "",
         '{"\\ud83d\\ude00": 1, "\\uffff": 2}',
