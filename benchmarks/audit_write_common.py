@@ -209,9 +209,13 @@ def timed(wall: list[float], cpu: list[float]) -> Iterator[None]:
 
 def count_queries(fn: Callable[[], Any]) -> int:
     """Statements sent by ``fn`` (as Django's CaptureQueriesContext sees them; COMMIT is not among them)."""
+    from collections import deque
+
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    # Django keeps only the last 9,000 statements; a per-row bulk change sends more.
+    connection.queries_log = deque(maxlen=10_000_000)
     with CaptureQueriesContext(connection) as ctx:
         fn()
     return len(ctx.captured_queries)
