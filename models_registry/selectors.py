@@ -7,7 +7,8 @@ Who sees which model (and its versions):
 * the model's owner, and whoever created one of its versions;
 * a user with an object grant on the model (django-guardian, ``ModelGrant``): a view,
   change or validation grant (validators are assigned this way);
-* a user with a grant on the model's desk (``view_desk_models`` on a ``DeskGrant``);
+* a user with a grant on the model's desk (``view_desk_models`` or ``change_desk_models`` on a
+  ``DeskGrant``; changing needs the latter);
 * a regulator with an engagement covering the model, between its start and end and
   while not revoked.
 
@@ -35,6 +36,8 @@ User = AbstractBaseUser | AnonymousUser
 
 MODEL_VIEW_GRANTS = ("view_model", "change_model", "validate_model")
 MODEL_CHANGE_GRANTS = ("change_model",)
+DESK_VIEW_GRANTS = ("view_desk_models", "change_desk_models")
+DESK_CHANGE_GRANTS = ("change_desk_models",)
 DATASET_VIEW_GRANTS = ("view_dataset", "change_dataset")
 DATASET_CHANGE_GRANTS = ("change_dataset",)
 
@@ -67,11 +70,10 @@ def _model_scope(user: AbstractBaseUser, *, for_change: bool) -> Q | None:
     """The condition on Model rows for ``user``; None means every row."""
     if user.is_superuser or (not for_change and user.has_perm("models_registry.oversee_model")):
         return None
-    desk_codename = "change_desk_models" if for_change else "view_desk_models"
     scope = (
         Q(owner=user)
         | Q(pk__in=_granted(user, MODEL_CHANGE_GRANTS if for_change else MODEL_VIEW_GRANTS, Model))
-        | Q(desk__in=_granted(user, (desk_codename,), Desk))
+        | Q(desk__in=_granted(user, DESK_CHANGE_GRANTS if for_change else DESK_VIEW_GRANTS, Desk))
     )
     if not for_change:
         scope |= Q(pk__in=ModelVersion.objects.filter(created_by=user).values("model_id"))
@@ -89,7 +91,12 @@ def model_list(*, user: User, for_change: bool = False) -> QuerySet[Model]:
 
 
 def model_version_list(*, user: User, for_change: bool = False) -> QuerySet[ModelVersion]:
-    """Versions of the models ``user`` may see (or change), and versions they created."""
+    """Versions of the models ``user`` may see (or change).
+
+    A version's author sees it through its model (the model scope includes the models they
+    created versions of), but changes it only while they may change the model: revoking
+    the change grant ends that at once.
+    """
     qs = ModelVersion.objects.select_related(
         "model", "model__desk", "created_by", "training_dataset", "validation_dataset", "test_dataset"
     )
@@ -99,7 +106,7 @@ def model_version_list(*, user: User, for_change: bool = False) -> QuerySet[Mode
     if scope is None:
         return qs
     models_in_scope = Model.objects.filter(scope).values("pk")
-    return qs.filter(Q(model__in=models_in_scope) | Q(created_by=user))
+    return qs.filter(model__in=models_in_scope)
 
 
 def user_desk_id(user: AbstractBaseUser) -> int | None:

@@ -455,6 +455,13 @@ def _grant(*, actor: Actor, grant_model: type, user: AbstractBaseUser, obj: Any,
     from django.contrib.auth.models import Permission
     from django.contrib.contenttypes.models import ContentType
 
+    from governance.roles import Role
+
+    # A grant has no end: regulators see only what an engagement shares, for its duration.
+    if user.groups.filter(name=Role.REGULATOR.value).exists():
+        raise ValidationError(
+            {"user": [f"{user.get_username()} is a regulator: share with regulators through an engagement"]}
+        )
     permission = Permission.objects.get(content_type=ContentType.objects.get_for_model(obj), codename=codename)
     grant, created = grant_model.objects.get_or_create(user=user, permission=permission, content_object=obj)
     if created:
@@ -513,7 +520,10 @@ def model_access_revoke(
     *, actor: Actor, user: AbstractBaseUser, model: Model, permission: str, reason: str = ""
 ) -> int:
     _check_grantable(permission, MODEL_GRANTABLE | {"validate_model"})
-    if not _may_manage_access(actor, model.owner_id):
+    if permission == "validate_model":
+        # Unassigning a validator needs the authority that assigns one, never the model's owner.
+        _require_validator_manager(actor, "unassign validators")
+    elif not _may_manage_access(actor, model.owner_id):
         raise NotPermitted("only the model's owner or an administrator may revoke access to it")
     return _revoke(actor=actor, grant_model=ModelGrant, user=user, obj=model, codename=permission, reason=reason)
 
@@ -541,14 +551,18 @@ def dataset_access_revoke(
 
 def validation_assign(*, actor: Actor, model: Model, validator: AbstractBaseUser, reason: str = "") -> Any:
     """Assign an independent validator to a model (an object grant ``validate_model``)."""
-    if isinstance(actor, AbstractBaseUser) and not (
-        actor.is_superuser or actor.has_perm("models_registry.oversee_model")
-    ):
-        raise NotPermitted(f"{actor.get_username()} may not assign validators (needs an oversight role)")
+    _require_validator_manager(actor, "assign validators")
     rule = segregation.assignment_refusal(validator=validator, model=model)
     if rule is not None:
         _refuse_by_rule(actor=actor, rule=rule, target=model, attempted=f"assign {validator.get_username()}")
     return _assign_validator(actor=actor, model=model, validator=validator, reason=reason)
+
+
+def _require_validator_manager(actor: Actor, action: str) -> None:
+    if isinstance(actor, AbstractBaseUser) and not (
+        actor.is_superuser or actor.has_perm("models_registry.oversee_model")
+    ):
+        raise NotPermitted(f"{actor.get_username()} may not {action} (needs an oversight role)")
 
 
 @audited_change()
