@@ -180,6 +180,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu: dict[str, dict[str, list[float]]] = {"create": {}, "update": {}}
     queries: dict[str, dict[str, float]] = {"create": {}, "update": {}}
     rows_per_op: dict[str, float] = {}
+
+    def result() -> dict[str, Any]:
+        return {
+            "environment": environment(),
+            "n": args.n,
+            "repeat": args.repeat,
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "queries_per_op": queries,
+            "history_rows_per_op": rows_per_op,
+        }
+
     for rep in range(args.repeat):
         db.restore()
         actor, desk = actor_and_desk()
@@ -212,15 +224,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
             flush=True,
         )
-    return {
-        "environment": environment(),
-        "n": args.n,
-        "repeat": args.repeat,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "queries_per_op": queries,
-        "history_rows_per_op": rows_per_op,
-    }
+        if args.json:
+            # After every repetition, so that an interrupted run still leaves its numbers.
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result(), indent=2))
+    return result()
 
 
 def _ratios(values: list[float], baseline: list[float]) -> str:
@@ -265,13 +273,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--count-ops", type=int, default=64, help="operations sampled for queries/op")
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--json", type=Path, help="also write the raw results here (after every repetition)")
+    parser.add_argument("--report", type=Path, help="only print the tables of results saved with --json")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return
     setup_django(args)
     result = run(args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
     print(json.dumps(result["environment"], indent=2))
     print(report(result))
 

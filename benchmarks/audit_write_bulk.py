@@ -146,6 +146,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries: dict[str, int] = {}
     history: dict[str, int] = {}
     names: list[str] | None = None
+
+    def result() -> dict[str, Any]:
+        return {
+            "environment": environment(),
+            "n": args.n,
+            "repeat": args.repeat,
+            "batch_size": BATCH_SIZE,
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "queries": queries,
+            "history_rows": history,
+        }
+
     for rep in range(args.repeat):
         db.restore()
         actor, desk = actor_and_desk()
@@ -165,16 +178,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"rep {rep + 1}/{args.repeat}: " + ", ".join(f"{n} {seconds[n][-1]:.2f}s" for n in order), file=sys.stderr
         )
-    return {
-        "environment": environment(),
-        "n": args.n,
-        "repeat": args.repeat,
-        "batch_size": BATCH_SIZE,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "queries": queries,
-        "history_rows": history,
-    }
+        if args.json:
+            # After every repetition, so that an interrupted run still leaves its numbers.
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result(), indent=2))
+    return result()
 
 
 def report(result: dict[str, Any]) -> str:
@@ -204,13 +212,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="rows updated in the one transaction")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--json", type=Path, help="also write the raw results here (after every repetition)")
+    parser.add_argument("--report", type=Path, help="only print the tables of results saved with --json")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return
     setup_django(args)
     result = run(args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
     print(json.dumps(result["environment"], indent=2))
     print(report(result))
 
