@@ -13,7 +13,7 @@ How the selectors' rules become reasons:
 * models: ``superuser``; ``oversight role (<role>)`` (``oversee_model``, active users only,
   as Django's ``has_perm``); ``owner``; ``version developer`` (created one of its versions);
   ``grant: view_model|change_model|validate_model`` (a ``ModelGrant``); ``desk grant:
-  view_desk_models on <desk>`` (a ``DeskGrant``); ``engagement #<id> <authority> until
+  view_desk_models|change_desk_models on <desk>`` (a ``DeskGrant``); ``engagement #<id> <authority> until
   <ends_at>`` (an engagement in force now). Grants say who granted them and when, from
   their ``access.granted`` audit event.
 * model versions: reached through their model; the ones the user created say so.
@@ -48,7 +48,7 @@ from audit.services import Actor, record_event
 from governance.models import DeskGrant
 from models_registry.choices import Classification
 from models_registry.models import Dataset, DatasetGrant, EngagementModel, Model, ModelGrant, ModelVersion
-from models_registry.selectors import DATASET_VIEW_GRANTS, MODEL_VIEW_GRANTS
+from models_registry.selectors import DATASET_VIEW_GRANTS, DESK_VIEW_GRANTS, MODEL_VIEW_GRANTS
 
 REVIEW_ACTION = "access.review_generated"
 CSV_HEADER = [
@@ -68,7 +68,7 @@ SUPERUSER = "superuser"
 OWNER = "owner"
 VERSION_DEVELOPER = "version developer"
 VIA_MODEL = "through its model"
-DESK_VIEW = "view_desk_models"
+
 # Global permissions the scope rules read (``user.has_perm("models_registry.<codename>")``).
 _OVERSEE_MODEL, _OVERSEE_DATASET, _VIEW_DATASET = "oversee_model", "oversee_dataset", "view_dataset"
 _OPEN_CLASSIFICATIONS = (Classification.PUBLIC, Classification.INTERNAL)
@@ -160,7 +160,7 @@ class _Facts:
     versions: dict[int, list[tuple[int, str, int]]] = field(default_factory=lambda: defaultdict(list))
     models_developed: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     model_grants: dict[int, list[tuple[int, str, int]]] = field(default_factory=lambda: defaultdict(list))
-    desk_grants: dict[int, list[tuple[int, str, int]]] = field(default_factory=lambda: defaultdict(list))
+    desk_grants: dict[int, list[tuple[int, str, int, str]]] = field(default_factory=lambda: defaultdict(list))
     engagements: dict[int, dict[int, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     datasets: list[tuple[int, str, str, int | None, int]] = field(default_factory=list)
     dataset_grants: dict[int, list[tuple[int, str, int]]] = field(default_factory=lambda: defaultdict(list))
@@ -211,13 +211,13 @@ def _load_facts(*, user_ids: list[int] | None) -> _Facts:
         permission__codename__in=MODEL_VIEW_GRANTS,
     ).values_list("pk", "user_id", "content_object_id", "permission__codename"):
         facts.model_grants[user_id].append((model_id, codename, grant_pk))
-    for grant_pk, user_id, desk_id, desk_name in DeskGrant.objects.filter(
+    for grant_pk, user_id, desk_id, desk_name, codename in DeskGrant.objects.filter(
         **mine,
         permission__content_type__app_label="governance",
         permission__content_type__model="desk",
-        permission__codename=DESK_VIEW,
-    ).values_list("pk", "user_id", "content_object_id", "content_object__name"):
-        facts.desk_grants[user_id].append((desk_id, desk_name, grant_pk))
+        permission__codename__in=DESK_VIEW_GRANTS,
+    ).values_list("pk", "user_id", "content_object_id", "content_object__name", "permission__codename"):
+        facts.desk_grants[user_id].append((desk_id, desk_name, grant_pk, codename))
     for grant_pk, user_id, dataset_id, codename in DatasetGrant.objects.filter(
         **mine,
         permission__content_type__app_label="models_registry",
@@ -296,8 +296,8 @@ def _model_reach(facts: _Facts, user: Any, now: dt.datetime) -> tuple[list[Reach
         specific[model_id].append(VERSION_DEVELOPER)
     for model_id, codename, grant_pk in sorted(facts.model_grants[uid], key=lambda g: MODEL_VIEW_GRANTS.index(g[1])):
         specific[model_id].append(_grant_reason(facts, ModelGrant, grant_pk, f"grant: {codename}"))
-    for desk_id, desk_name, grant_pk in facts.desk_grants[uid]:
-        reason = _grant_reason(facts, DeskGrant, grant_pk, f"desk grant: {DESK_VIEW} on {desk_name}")
+    for desk_id, desk_name, grant_pk, codename in facts.desk_grants[uid]:
+        reason = _grant_reason(facts, DeskGrant, grant_pk, f"desk grant: {codename} on {desk_name}")
         for model_id in facts.models_of_desk[desk_id]:
             specific[model_id].append(reason)
     ended = []

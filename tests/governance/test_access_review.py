@@ -89,7 +89,7 @@ def world(desk, other_desk, owner, validator, outsider, compliance, make_model, 
     registry_services.validation_assign(actor=compliance, model=eq_vol, validator=validator)
     registry_services.model_access_grant(actor=otto, user=outsider, model=carry, permission="view_model")
     governance_services.desk_access_grant(actor=TESTS, user=dana, desk=other_desk, permission="view_desk_models")
-    # Change without view on a desk: not in the view scope (the selectors read view_desk_models).
+    # A change grant on a desk lets its holder see the desk's models too.
     governance_services.desk_access_grant(actor=TESTS, user=devon, desk=other_desk, permission="change_desk_models")
 
     active = _engage(compliance, rita, [eq_direction], start=-1, end=30)
@@ -174,7 +174,7 @@ def test_the_world_is_varied_enough_to_mean_something(world):
     model_counts = {name: len(u.reached_ids("model")) for name, u in by_name.items()}
     assert model_counts["root"] == model_counts["ghost"] == model_counts["chloe"] == 4
     assert model_counts["ivan"] == 0  # inactive: his oversight role gives nothing
-    assert 0 < model_counts["devon"] < model_counts["olivia"] < 4
+    assert 0 < model_counts["devon"] < 4 and 0 < model_counts["olivia"] < 4
     dataset_counts = {name: len(u.reached_ids("dataset")) for name, u in by_name.items()}
     assert dataset_counts["root"] == 6
     assert dataset_counts["chloe"] == 5  # every dataset up to confidential, not the restricted one
@@ -296,6 +296,7 @@ def test_command_csv_one_row_per_user_object_reason(world):
     assert {(r["object_name"], r["reason"]) for r in versions} == {
         ("eq-direction 1.0.0", "through its model"),
         ("eq-direction 1.1.0", "version developer"),
+        ("rates-curve 2.0.0", "through its model"),  # his change grant on the rates desk
     }
     ended = [r for r in rows if r["username"] == "rita" and r["access"] != "current"]
     assert {r["access"] for r in ended} == {"expired", "revoked", "not started"}
