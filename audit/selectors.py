@@ -230,7 +230,13 @@ def prefetched_nodes(*uses: Callable[[merkle.NodeSource], object]) -> merkle.Nod
 
 def log_size() -> int:
     """Events in the log according to its head (0 before the first event)."""
-    return Head.objects.filter(pk=1).values_list("size", flat=True).first() or 0
+    # Raw SQL: every proof starts here, and building the ORM query took longer than
+    # running it (about 4 ms against 0.2 ms on PostgreSQL; docs/benchmarks.md).
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {quote('size')} FROM {quote(Head._meta.db_table)} WHERE {quote('id')} = 1")
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def inclusion_proof(*, seq: int, tree_size: int | None = None) -> dict[str, object]:
