@@ -17,10 +17,21 @@ from django.db.models.fields.files import FieldFile
 _EXACT_LIMIT = 2**53
 
 
+# PostgreSQL's jsonb cannot hold U+0000; it is recorded as the visible text "\\u0000" on
+# every backend, so that the canonical bytes are the same everywhere.
+_NUL = "\x00"
+
+
+def _text(value: str) -> str:
+    return value.replace(_NUL, "\\u0000") if _NUL in value else value
+
+
 def json_safe(value: Any) -> Any:
     """Convert a field value to JSON without losing precision (Decimals become strings)."""
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, int):
         return value if abs(value) < _EXACT_LIMIT else str(value)
     if isinstance(value, float):
@@ -34,7 +45,7 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, FieldFile):
         return value.name or None
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {_text(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
     return str(value)
