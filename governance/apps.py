@@ -33,6 +33,8 @@ class GovernanceConfig(AppConfig):
         govern(self.get_model("Desk"))
         govern(self.get_model("Membership"))
         govern(self.get_model("DeskGrant"))
+        govern(self.get_model("PolicySet"))
+        govern(self.get_model("PolicyDecision"))
         # guardian's generic tables hold grants on objects without a grant table of their own.
         govern_recorded(UserObjectPermission)
         govern_recorded(GroupObjectPermission)

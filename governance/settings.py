@@ -226,6 +226,13 @@ GOVERNANCE_MATERIALITY_MEDIUM = env_decimal("GOVERNANCE_MATERIALITY_MEDIUM", "50
 if GOVERNANCE_MATERIALITY_MEDIUM >= GOVERNANCE_MATERIALITY_HIGH:
     raise ImproperlyConfigured("GOVERNANCE_MATERIALITY_MEDIUM must be below GOVERNANCE_MATERIALITY_HIGH")
 
+# Policies as code (docs/policies.md): the shipped set in governance/policies/ (unless turned
+# off, for a firm that ships a complete set of its own) and extra directories of YAML files.
+# Files are read when a set is activated (manage.py policy_activate); evaluations use the
+# activated set stored in the database, so editing files changes nothing until then.
+GOVERNANCE_POLICY_DEFAULT_SET = env_bool("GOVERNANCE_POLICY_DEFAULT_SET", True)
+GOVERNANCE_POLICY_DIRS = [Path(d).expanduser().resolve() for d in env_list("GOVERNANCE_POLICY_DIRS", [])]
+
 # Celery: eager (in-process) unless a broker is configured.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -79,6 +79,8 @@ def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[t
         ),
         "auth.user": lambda: owner,
         "auth.group": lambda: Group.objects.get(name=Role.VALIDATOR.value),
+        "governance.policyset": lambda: _policy_set(),
+        "governance.policydecision": lambda: _policy_decision(make_version()),
     }
 
     def build(model: type[models.Model]) -> models.Model:
@@ -87,6 +89,16 @@ def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[t
         return builders[label]()
 
     return build
+
+
+def _policy_set() -> models.Model:
+    officer = UserFactory(username="walk-compliance", roles=[Role.COMPLIANCE_OFFICER])
+    return governance_services.policy_set_activate(actor=officer)[0]
+
+
+def _policy_decision(version: models.Model) -> models.Model:
+    _policy_set()
+    return governance_services.policy_evaluate(actor=SystemActor("tests"), version=version, trigger="periodic")
 
 
 def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
@@ -131,6 +143,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "guardian.groupobjectpermission": {"object_pk": F("object_pk")},
     "auth.user": {"first_name": "Changed"},
     "auth.group": {"name": "changed-group"},
+    "governance.policyset": {"activated_by_label": "changed"},
+    "governance.policydecision": {"actor_label": "changed"},
 }
 
 

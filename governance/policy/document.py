@@ -1,0 +1,433 @@
+"""The input document: everything the rules may read about one model version, as JSON.
+
+A selector: it reads and never writes. ``build_input_document`` serves one evaluation;
+``version_documents`` builds the documents of many versions in a fixed number of queries
+(for impact analysis over the whole inventory). The schema is documented and versioned in
+docs/policies.md; ``SCHEMA_VERSION`` changes whenever a field is removed or changes
+meaning (adding a field does not break rules, but is documented too).
+
+Schema version 1 reserves four sections that later parts of the system fill: the latest
+risk assessment (``risk_assessment``: null), open and closed validation findings
+(``findings``: empty), the sign-off request being decided (``signoff``: null) and the
+proposed deployment (``deployment``: null). Their shape is fixed here already, so that
+rules can be written against it; a caller that has such data (the sign-off workflow) passes
+it in and it is validated against that shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import ValidationError as PydanticValidationError
+
+from audit import canonical
+from audit.hashing import format_timestamp
+from audit.models import Event
+from audit.services import Actor, SystemActor
+from audit.snapshot import json_safe
+from governance.policy import triggers
+from governance.policy.schema import describe_errors
+from governance.roles import Role
+from models_registry import lifecycle
+from models_registry.models import Dataset, ModelGrant, ModelVersion
+
+SCHEMA_VERSION = 1
+DATASET_ROLES = ("training", "validation", "test")
+# Lifecycle steps whose latest occurrence (who, when) the document carries, from the audit log.
+_HISTORY_ACTIONS = {
+    "model_version.submit_for_validation": "submitted",
+    "model_version.validate": "validated",
+    "model_version.reject": "rejected",
+    "model_version.approve": "approved",
+    "model_version.deploy": "deployed",
+}
+_VERSION_TYPE = ModelVersion._meta.label_lower
+_ROLE_NAMES = frozenset(role.value for role in Role)
+_IN_CHUNK = 900  # ids per IN (...) list: well below SQLite's variable limit
+
+
+def _ts(value: dt.datetime | None) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(format_timestamp, return_type=str)]
+Money = Annotated[Decimal, PlainSerializer(lambda value: str(value), return_type=str)]
+
+
+# Reserved sections (schema version 1): filled by later issues or passed in by callers. ----
+
+
+class _Section(BaseModel):
+    # Text is trimmed: rules test for text with size() > 0.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Overfitting(_Section):
+    passed: bool
+    method: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Explainability(_Section):
+    method: str
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RiskAssessment(_Section):
+    """The latest completed risk assessment of the version. ``metrics`` by name, e.g.
+    accuracy, precision, recall (fractions), total_return (fraction), sharpe_ratio,
+    max_drawdown (a positive fraction: 0.2 is a 20% drawdown)."""
+
+    id: str | int | None = None
+    completed_at: Timestamp
+    metrics: dict[str, float | int] = Field(default_factory=dict)
+    overfitting: Overfitting | None = None
+    explainability: Explainability | None = None
+
+
+class Finding(_Section):
+    id: str | int
+    severity: Literal["low", "medium", "high", "critical"]
+    status: Literal["open", "in_remediation", "closed"]
+    title: str
+    due_date: str | None = None
+
+
+class Person(_Section):
+    id: int | None
+    username: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class Approval(_Section):
+    user_id: int
+    username: str
+    roles: list[str]
+    decided_at: Timestamp
+
+
+class Signoff(_Section):
+    """The sign-off request being decided: who asked, why, and the approvals so far."""
+
+    id: str | int | None = None
+    transition: str
+    requested_by: Person
+    justification: str = ""
+    evidence: list[str] = Field(default_factory=list)
+    submitted_at: Timestamp
+    approvals: list[Approval] = Field(default_factory=list)
+
+
+class RollbackTarget(_Section):
+    version_id: int
+    label: str
+
+
+class Deployment(_Section):
+    """The proposed deployment (phase) with its limits. ``capital_limit`` is a decimal string."""
+
+    phase: str
+    capital_limit: Money | None = None
+    currency: str = Field(default_factory=lambda: settings.GOVERNANCE_BASE_CURRENCY)
+    instruments: list[str] = Field(default_factory=list)
+    rollback_target: RollbackTarget | None = None
+    rollback_plan: str = ""
+
+
+_RESERVED: dict[str, type[_Section]] = {
+    "risk_assessment": RiskAssessment,
+    "signoff": Signoff,
+    "deployment": Deployment,
+}
+
+
+def _reserved(name: str, value: Any) -> Any:
+    """Validate a caller-supplied reserved section against its schema-1 shape."""
+    try:
+        if name == "findings":
+            return [Finding.model_validate(item).model_dump(mode="json") for item in value or []]
+        if value is None:
+            return None
+        return _RESERVED[name].model_validate(value).model_dump(mode="json")
+    except PydanticValidationError as exc:
+        raise ValidationError({name: describe_errors(exc)}) from exc
+
+
+# The document ------------------------------------------------------------------------
+
+
+def requester(actor: Actor) -> dict[str, Any]:
+    """``requested_by``: who asks for the evaluation (the person doing the transition)."""
+    if isinstance(actor, SystemActor):
+        return {"id": None, "username": actor.label, "roles": [], "is_system": True}
+    roles = sorted(name for name in actor.groups.values_list("name", flat=True) if name in _ROLE_NAMES)
+    return {"id": actor.pk, "username": actor.get_username(), "roles": roles, "is_system": False}
+
+
+def _user(user_id: int | None, username: str | None) -> dict[str, Any] | None:
+    return None if user_id is None else {"id": user_id, "username": username}
+
+
+def _dataset(dataset: Dataset | None) -> dict[str, Any] | None:
+    if dataset is None:
+        return None
+    return {
+        "id": dataset.pk,
+        "name": dataset.name,
+        "sha256": dataset.content_sha256,
+        "classification": dataset.classification,
+        "source_kind": dataset.source_kind,
+        "validation_status": dataset.validation_status,
+        "validated_at": _ts(dataset.validated_at),
+        "time_start": _ts(dataset.time_start),
+        "time_end": _ts(dataset.time_end),
+        "row_count": dataset.row_count,
+        "owner_id": dataset.owner_id,
+        "desk": dataset.desk.code if dataset.desk_id else None,
+    }
+
+
+def _data_split(datasets: Mapping[str, Dataset | None]) -> dict[str, Any]:
+    present = {role: ds for role, ds in datasets.items() if ds is not None}
+    known = bool(present) and all(ds.time_start is not None and ds.time_end is not None for ds in present.values())
+    overlaps = []
+    if known:
+        roles = [role for role in DATASET_ROLES if role in present]
+        for i, first in enumerate(roles):
+            for second in roles[i + 1 :]:
+                a, b = present[first], present[second]
+                # Closed intervals: a shared day is already a leak between the sets.
+                if a.time_start <= b.time_end and b.time_start <= a.time_end:
+                    overlaps.append(
+                        {
+                            "between": [first, second],
+                            "from": _ts(max(a.time_start, b.time_start)),
+                            "to": _ts(min(a.time_end, b.time_end)),
+                        }
+                    )
+    complete = len(present) == len(DATASET_ROLES)
+    chronological = (
+        complete
+        and known
+        and present["training"].time_end < present["validation"].time_start
+        and present["validation"].time_end < present["test"].time_start
+    )
+    return {
+        "registered": [role for role in DATASET_ROLES if role in present],
+        "complete": complete,
+        "all_validated": complete and all(ds.validation_status == "passed" for ds in present.values()),
+        "time_ranges_known": complete and known,
+        "overlaps": overlaps,
+        "non_overlapping": complete and known and not overlaps,
+        "chronological": chronological,
+    }
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def _base_document(
+    version: ModelVersion,
+    *,
+    developers: list[dict[str, Any]],
+    validators: list[int],
+    history: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    model = version.model
+    assessment = model.tier_assessment
+    datasets = {
+        "training": version.training_dataset,
+        "validation": version.validation_dataset,
+        "test": version.test_dataset,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": {
+            "id": model.pk,
+            "name": model.name,
+            "purpose": model.purpose,
+            "model_type": model.model_type,
+            "complexity": str(assessment.complexity),
+            "risk_tier": model.risk_tier,
+            "computed_risk_tier": assessment.tier,
+            "tier_override": None
+            if model.risk_tier_override is None
+            else {"tier": model.risk_tier_override, "justification": model.risk_tier_override_justification},
+            "materiality": str(model.materiality),
+            "materiality_band": str(assessment.materiality),
+            "currency": settings.GOVERNANCE_BASE_CURRENCY,
+            "desk": model.desk.code,
+            "owner_id": model.owner_id,
+            # Trimmed, so that rules test for text with size() > 0 (a regex per check costs more).
+            "problem_definition": {
+                "objectives": model.objectives.strip(),
+                "success_criteria": model.success_criteria.strip(),
+                "constraints": model.constraints.strip(),
+            },
+            "created_at": _ts(model.created_at),
+        },
+        "version": {
+            "id": version.pk,
+            "label": version.version,
+            "created_at": _ts(version.created_at),
+            "created_by": _user(version.created_by_id, version.created_by.get_username()),
+            "artifact": {
+                "sha256": version.artifact_sha256,
+                "size": version.artifact_size,
+                "format": version.artifact_format,
+                "estimator_class": version.estimator_class,
+            },
+            "framework": version.framework,
+            "code_repository": version.code_repository,
+            "code_commit": version.code_commit,
+            "n_features": version.n_features,
+            "feature_names": json_safe(version.feature_names),
+            "hyperparameters": json_safe(version.hyperparameters),
+        },
+        "lifecycle": {
+            "status": version.status,
+            "status_changed_at": _ts(version.status_changed_at),
+            "allowed_next": lifecycle.allowed_targets(version.status),
+            **{step: history.get(step) for step in _HISTORY_ACTIONS.values()},
+        },
+        "datasets": {role: _dataset(ds) for role, ds in datasets.items()},
+        "data_split": _data_split(datasets),
+        "people": {
+            "owner": _user(model.owner_id, model.owner.get_username()),
+            "developers": developers,
+            "developer_ids": [person["id"] for person in developers],
+            "assigned_validator_ids": validators,
+        },
+        # Reserved in schema version 1 (see the module docstring).
+        "risk_assessment": None,
+        "findings": [],
+        "signoff": None,
+        "deployment": None,
+    }
+
+
+def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The trigger-free part of the document of each version, by version id.
+
+    Queries (per 900 versions): the versions with their model, desk, owner, creator and
+    datasets; the developers of their models; their assigned validators; their lifecycle
+    events from the audit log. Unknown ids are left out.
+    """
+    ids = list(version_ids)
+    loaded: list[ModelVersion] = []
+    for chunk in _chunks(ids):
+        loaded += ModelVersion.objects.filter(pk__in=chunk).select_related(
+            "model__desk",
+            "model__owner",
+            "created_by",
+            "training_dataset__desk",
+            "validation_dataset__desk",
+            "test_dataset__desk",
+        )
+    model_ids = sorted({version.model_id for version in loaded})
+
+    # Developers: the model's owner and everyone who created one of its versions (the
+    # same people the segregation-of-duties rules call developers).
+    developers: dict[int, dict[int, str]] = defaultdict(dict)
+    validators: dict[int, list[int]] = defaultdict(list)
+    for chunk in _chunks(model_ids):
+        rows = ModelVersion.objects.filter(model_id__in=chunk).values_list(
+            "model_id", "created_by_id", "created_by__username"
+        )
+        for model_id, user_id, username in rows.distinct():
+            developers[model_id][user_id] = username
+        grants = ModelGrant.objects.filter(content_object_id__in=chunk, permission__codename="validate_model")
+        for model_id, user_id in grants.values_list("content_object_id", "user_id"):
+            validators[model_id].append(user_id)
+
+    history: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for chunk in _chunks([str(pk) for pk in ids]):
+        events = (
+            Event.objects.filter(object_type=_VERSION_TYPE, object_id__in=chunk, action__in=list(_HISTORY_ACTIONS))
+            .order_by("seq")
+            .values_list("object_id", "action", "actor_id", "actor_label", "timestamp")
+        )
+        for object_id, action, actor_id, actor_label, timestamp in events:
+            # Ordered by seq: the latest occurrence of each step wins.
+            history[int(object_id)][_HISTORY_ACTIONS[action]] = {
+                "by": {"id": actor_id, "username": actor_label},
+                "at": _ts(timestamp),
+            }
+
+    documents = {}
+    for version in loaded:
+        model = version.model
+        people = {model.owner_id: model.owner.get_username(), **developers[model.pk]}
+        documents[version.pk] = _base_document(
+            version,
+            developers=[{"id": pk, "username": name} for pk, name in sorted(people.items())],
+            validators=sorted(set(validators[model.pk])),
+            history=history[version.pk],
+        )
+    return documents
+
+
+def with_trigger(
+    document: Mapping[str, Any], *, trigger: triggers.Trigger, at: dt.datetime, requested_by: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of a base document completed for one evaluation."""
+    return {
+        **document,
+        "trigger": trigger.as_document(),
+        "evaluated_at": _ts(at),
+        "requested_by": requested_by,
+    }
+
+
+def build_input_document(
+    *,
+    version: ModelVersion,
+    trigger: str,
+    requested_by: Actor,
+    at: dt.datetime | None = None,
+    risk_assessment: Mapping[str, Any] | None = None,
+    findings: Sequence[Mapping[str, Any]] | None = None,
+    signoff: Mapping[str, Any] | None = None,
+    deployment: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The input document for evaluating ``trigger`` on ``version`` at ``at`` (default now),
+    asked by ``requested_by``. Reserved sections given here are validated against their
+    schema-1 shape (``ValidationError`` naming the section and field otherwise)."""
+    try:
+        parsed = triggers.parse(trigger)
+    except triggers.TriggerError as exc:
+        raise ValidationError({"trigger": [str(exc)]}) from exc
+    if parsed.kind == triggers.TRANSITION and parsed.source != version.status:
+        raise ValidationError(
+            {"trigger": [f"{trigger} starts from {parsed.source}, but version {version} is {version.status}"]}
+        )
+    if at is not None and timezone.is_naive(at):
+        raise ValidationError({"at": ["must be a timezone-aware date and time"]})
+    document = with_trigger(
+        version_documents([version.pk])[version.pk],
+        trigger=parsed,
+        at=at or timezone.now(),
+        requested_by=requester(requested_by),
+    )
+    document["risk_assessment"] = _reserved("risk_assessment", risk_assessment)
+    document["findings"] = _reserved("findings", findings)
+    document["signoff"] = _reserved("signoff", signoff)
+    document["deployment"] = _reserved("deployment", deployment)
+    return document
+
+
+def document_sha256(document: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the document's RFC 8785 canonical JSON."""
+    return hashlib.sha256(canonical.dumps(document)).hexdigest()
