@@ -15,18 +15,22 @@ from models_registry.models import ModelVersion
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_concurrent_validate_and_reject_one_wins(make_version, owner, validator):
+def test_concurrent_validate_and_reject_one_wins(make_version, owner, validator, compliance):
     version = make_version()
+    services.validation_assign(actor=compliance, model=version.model, validator=validator)
     for status in ("in_development", "submitted_for_validation"):
         services.model_version_transition(actor=owner, version=version, to_status=status)
 
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
 
+    # The assigned validator validates while the owner withdraws the submission.
+    actors = {"validated": validator, "in_development": owner}
+
     def decide(target: str) -> None:
         try:
             barrier.wait()
-            services.model_version_transition(actor=validator, version=version, to_status=target)
+            services.model_version_transition(actor=actors[target], version=version, to_status=target)
             outcomes[target] = "ok"
         except InvalidTransition:
             outcomes[target] = "refused"
