@@ -24,25 +24,37 @@ _REGISTRY = ("model", "modelversion", "dataset")
 # See the whole inventory (datasets up to confidential); restricted data needs a grant.
 _OVERSIGHT = ("oversee_model", "oversee_dataset")
 
-# codename -> roles. "transition_modelversion" is the lifecycle permission.
+# codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
+# assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
+# runs a dataset's rules and stores the result.
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.MODEL_OWNER: {
         *(f"{action}_{name}" for name in _REGISTRY for action in ("add", "change", "view")),
         "transition_modelversion",
+        "validate_dataset",
         "view_desk",
     },
     Role.MODEL_DEVELOPER: {
         "view_model",
         *(f"{action}_{name}" for name in ("modelversion", "dataset") for action in ("add", "change", "view")),
+        "validate_dataset",
         "view_desk",
     },
-    Role.VALIDATOR: {"view_model", "view_modelversion", "view_dataset", "transition_modelversion", "view_desk"},
+    Role.VALIDATOR: {
+        "view_model",
+        "view_modelversion",
+        "view_dataset",
+        "validate_dataset",
+        "transition_modelversion",
+        "view_desk",
+    },
     Role.RISK_MANAGER: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event", *_OVERSIGHT},
     Role.COMPLIANCE_OFFICER: {
         "view_model",
         "view_modelversion",
         "view_dataset",
         "transition_modelversion",
+        "assign_validator",
         "view_desk",
         "view_event",
         "view_engagement",
@@ -63,6 +75,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.ADMINISTRATOR: {
         *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),
         "transition_modelversion",
+        "assign_validator",
         "view_event",
         *_OVERSIGHT,
         "add_user",

@@ -338,10 +338,15 @@ def _require_access_admin(actor: Actor) -> None:
 def desk_access_grant(
     *, actor: Actor, user: AbstractBaseUser, desk: Desk, permission: str, reason: str = ""
 ) -> DeskGrant:
-    """Let ``user`` see (or change) every model of ``desk``."""
+    """Let ``user`` see (or change) every model of ``desk``. Never a regulator: a grant has no
+    end, and regulators see only what an engagement shares, for its duration."""
     if permission not in DESK_GRANTABLE:
         raise ValidationError({"permission": [f"must be one of {', '.join(sorted(DESK_GRANTABLE))}"]})
     _require_access_admin(actor)
+    if user.groups.filter(name=Role.REGULATOR.value).exists():
+        raise ValidationError(
+            {"user": [f"{user.get_username()} is a regulator: share with regulators through an engagement"]}
+        )
     perm = Permission.objects.get(content_type__app_label="governance", codename=permission)
     grant, created = DeskGrant.objects.get_or_create(user=user, permission=perm, content_object=desk)
     if created:

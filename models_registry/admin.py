@@ -305,6 +305,9 @@ class ModelVersionAdminForm(forms.ModelForm):
         pass
 
 
+_VERSION_DATASET_FIELDS = ("training_dataset", "validation_dataset", "test_dataset")
+
+
 def _transition_action(target: LifecycleStatus) -> Any:
     def action(modeladmin: ModelVersionAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         for version in queryset:
@@ -346,6 +349,27 @@ class ModelVersionAdmin(ScopedAdmin):
 
     def has_transition_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("models_registry.transition_modelversion")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Choices from the selectors, never the default managers: a version goes on a model the
+        # user may change and names datasets the user may see (as in the API).
+        if db_field.name == "model":
+            kwargs["queryset"] = selectors.model_list(user=request.user, for_change=True)
+        elif db_field.name in _VERSION_DATASET_FIELDS:
+            kwargs["queryset"] = selectors.dataset_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> list[str]:
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            return fields
+        # A dataset the user cannot see is left out of the form: not named, and not cleared by a save.
+        named = {getattr(obj, f"{name}_id") for name in _VERSION_DATASET_FIELDS} - {None}
+        if not named:
+            return fields
+        visible = set(selectors.dataset_list(user=request.user).filter(pk__in=named).values_list("pk", flat=True))
+        hidden = {name for name in _VERSION_DATASET_FIELDS if getattr(obj, f"{name}_id") not in visible | {None}}
+        return [name for name in fields if name not in hidden]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> list[str]:
         if obj is not None and obj.status not in services.VERSION_EDITABLE_STATUSES:

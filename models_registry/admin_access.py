@@ -58,6 +58,15 @@ class _GrantAdmin(ServiceBackedAdmin):
     def revoke(self, request: HttpRequest, grant: Any) -> None:
         raise NotImplementedError
 
+    def shareable(self, request: HttpRequest) -> QuerySet | None:
+        """The objects the user may grant on (from the selectors); None: the default choices."""
+        return None
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "content_object" and (shareable := self.shareable(request)) is not None:
+            kwargs["queryset"] = shareable
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(ModelGrant)
 class ModelGrantAdmin(_GrantAdmin):
@@ -70,6 +79,9 @@ class ModelGrantAdmin(_GrantAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         visible = selectors.model_list(user=request.user).values("pk")
         return super().get_queryset(request).filter(content_object__in=visible)
+
+    def shareable(self, request: HttpRequest) -> QuerySet:
+        return selectors.model_share_list(user=request.user)
 
     def save_model(self, request: HttpRequest, obj: ModelGrant, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -94,6 +106,9 @@ class DatasetGrantAdmin(_GrantAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         visible = selectors.dataset_list(user=request.user).values("pk")
         return super().get_queryset(request).filter(content_object__in=visible)
+
+    def shareable(self, request: HttpRequest) -> QuerySet:
+        return selectors.dataset_share_list(user=request.user)
 
     def save_model(self, request: HttpRequest, obj: DatasetGrant, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data

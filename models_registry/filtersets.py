@@ -1,9 +1,28 @@
+"""Query-string filters of the inventory API.
+
+They narrow a queryset the selectors have already scoped. A filter that names another object
+by id takes its choices from the selectors too, so an object the caller cannot see is refused
+exactly like one that does not exist ("Select a valid choice"): no existence oracle. Filters by
+name or code (desk, owner, model name) only narrow the scoped rows and answer empty instead.
+"""
+
 from __future__ import annotations
 
-import django_filters
+from typing import Any
 
+import django_filters
+from django.db.models import QuerySet
+
+from models_registry import selectors
 from models_registry.choices import LifecycleStatus
 from models_registry.models import Dataset, Model, ModelVersion
+
+
+def _visible_models(request: Any) -> QuerySet[Model]:
+    # No request (schema generation): no choices.
+    if request is None:
+        return Model.objects.none()
+    return selectors.model_list(user=request.user)
 
 
 class ModelFilterSet(django_filters.FilterSet):
@@ -17,6 +36,7 @@ class ModelFilterSet(django_filters.FilterSet):
 
 
 class ModelVersionFilterSet(django_filters.FilterSet):
+    model = django_filters.ModelChoiceFilter(queryset=_visible_models)
     model_name = django_filters.CharFilter(field_name="model__name")
 
     class Meta:

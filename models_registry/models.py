@@ -71,6 +71,7 @@ class Model(models.Model):
         permissions = [
             ("oversee_model", "Can see every model and version (oversight roles)"),
             ("validate_model", "Can validate the model's versions (assigned validator)"),
+            ("assign_validator", "Can assign and unassign a model's validators (compliance, administrators)"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(materiality__gte=0), name="model_materiality_non_negative"),
@@ -145,7 +146,10 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [("oversee_dataset", "Can see every dataset up to confidential (oversight roles)")]
+        permissions = [
+            ("oversee_dataset", "Can see every dataset up to confidential (oversight roles)"),
+            ("validate_dataset", "Can run a dataset's cleansing and validation rules and store the result"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(row_count__gte=0), name="dataset_row_count_non_negative"),
         ]

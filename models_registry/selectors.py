@@ -134,8 +134,42 @@ def dataset_list(*, user: User, for_change: bool = False) -> QuerySet[Dataset]:
     return qs.filter(scope)
 
 
+def is_administrator(user: User) -> bool:
+    """Superusers and administrators (who manage users, ``auth.change_user``): they may share
+    anything and make objects over to other owners."""
+    return user.is_authenticated and (user.is_superuser or user.has_perm("auth.change_user"))
+
+
+def model_share_list(*, user: User) -> QuerySet[Model]:
+    """Models ``user`` may share or unshare with a grant: their own, every model for administrators,
+    and (to assign validators) the models they see if they hold ``assign_validator``."""
+    if is_administrator(user):
+        return Model.objects.select_related("desk", "owner")
+    qs = model_list(user=user)
+    return qs if user.has_perm("models_registry.assign_validator") else qs.filter(owner=user)
+
+
+def dataset_share_list(*, user: User) -> QuerySet[Dataset]:
+    """Datasets ``user`` may share or unshare: their own, every dataset for administrators."""
+    qs = Dataset.objects.select_related("owner", "desk")
+    if is_administrator(user):
+        return qs
+    return qs.filter(owner=user) if user.is_authenticated else qs.none()
+
+
 def can_change_model(*, user: User, model: Model) -> bool:
     return model_list(user=user, for_change=True).filter(pk=model.pk).exists()
+
+
+def can_register_model_on(*, user: User, desk: Desk) -> bool:
+    """Whether ``user`` may put a new model on ``desk``: their own desk (``Membership``), a desk
+    they hold ``change_desk_models`` on, or any desk for administrators. A model on a desk is
+    shared with everyone granted that desk, so nobody places models on desks that are not theirs."""
+    if not user.is_authenticated:
+        return False
+    if is_administrator(user) or user_desk_id(user) == desk.pk:
+        return True
+    return Desk.objects.filter(pk=desk.pk, pk__in=_granted(user, DESK_CHANGE_GRANTS, Desk)).exists()
 
 
 def can_validate(*, user: User, model: Model) -> bool:

@@ -74,6 +74,26 @@ def _require_scope(actor: Actor, selector: Any, obj: Any, action: str) -> None:
         raise NotPermitted(f"{actor.get_username()} may not {action} {obj} (no object permission)")
 
 
+def _require_own_unless_administrator(actor: Actor, owner: AbstractBaseUser | None, action: str) -> None:
+    """Only administrators (superusers, ``auth.change_user``) make objects over to someone else:
+    anyone else would put the object out of their own scope (and answer for it in another's name)."""
+    if (
+        isinstance(actor, AbstractBaseUser)
+        and owner is not None
+        and owner.pk != actor.pk
+        and not selectors.is_administrator(actor)
+    ):
+        raise NotPermitted(f"{actor.get_username()} may not {action} for {owner.get_username()} (administrators only)")
+
+
+def _require_visible_after_write(actor: Actor, selector: Any, obj: Any, action: str) -> None:
+    """Called inside the service's transaction after the write: an object the write put out of
+    the actor's sight is refused and the write rolled back (the rules above should already have
+    refused it; this makes sure no write ever leaves its author unable to see what they did)."""
+    if isinstance(actor, AbstractBaseUser) and not selector(user=actor).filter(pk=obj.pk).exists():
+        raise NotPermitted(f"{actor.get_username()} may not {action} {obj}: it would be out of their scope")
+
+
 def _refuse_unknown(changes: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(changes) - allowed)
     if unknown:
@@ -128,8 +148,31 @@ def model_create(
     risk_tier_override_justification: str = "",
     reason: str = "",
 ) -> Model:
-    """Register a model in the inventory; its tier is computed from type and materiality."""
+    """Register a model in the inventory; its tier is computed from type and materiality.
+
+    Who registers what (a person must be able to see, and answer for, what they register):
+
+    * ``owner`` is the actor, unless the actor is an administrator (superuser or
+      ``auth.change_user``), who may register a model in someone else's name;
+    * ``desk`` is the actor's own desk (their ``Membership``) or one they hold
+      ``change_desk_models`` on, unless they are an administrator: a model on a desk is shared
+      with everyone granted that desk, so nobody places models on other desks (a user on no
+      desk needs that grant or an administrator).
+
+    System actors (jobs, commands, the demo) are trusted. Refusals are ``NotPermitted`` and
+    nothing is written.
+    """
     _require_permission(actor, "models_registry.add_model", "register models")
+    _require_own_unless_administrator(actor, owner, "register a model")
+    if (
+        isinstance(actor, AbstractBaseUser)
+        and desk is not None
+        and not selectors.can_register_model_on(user=actor, desk=desk)
+    ):
+        raise NotPermitted(
+            f"{actor.get_username()} may not register a model on desk {desk.code} "
+            "(their own desk, a desk they may change the models of, or administrators only)"
+        )
     model = Model(
         name=name,
         purpose=purpose,
@@ -149,16 +192,24 @@ def model_create(
     _normalise_materiality(model)
     model.save()
     record_event(actor=actor, action="model.created", target=model, after=snapshot(model), reason=reason)
+    _require_visible_after_write(actor, selectors.model_list, model, "register")
     return model
 
 
 @audited_change()
 def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason: str = "") -> Model:
-    """Change a model's definition; the tier is recomputed and the diff audited."""
+    """Change a model's definition; the tier is recomputed and the diff audited.
+
+    Handing the model over to another owner is for administrators only, and a change that
+    would leave the model out of the actor's sight (moving it to a desk they have no grant on)
+    is refused and not made.
+    """
     _require_permission(actor, "models_registry.change_model", "change models")
     _require_scope(actor, selectors.model_list, model, "change")
     _refuse_unknown(changes, MODEL_UPDATABLE_FIELDS, "model")
     model = Model.objects.select_for_update().get(pk=model.pk)
+    if "owner" in changes and getattr(changes["owner"], "pk", None) != model.owner_id:
+        _require_own_unless_administrator(actor, changes["owner"], f"hand model {model.name} over")
     before = snapshot(model)
     for field, value in changes.items():
         setattr(model, field, value)
@@ -170,6 +221,7 @@ def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason:
     model.save()
     after = snapshot(model)
     record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
+    _require_visible_after_write(actor, selectors.model_list, model, "change")
     return model
 
 
@@ -190,8 +242,15 @@ def dataset_register(
     desk: Desk | None = None,
     reason: str = "",
 ) -> Dataset:
-    """Register a CSV dataset: profile it (schema, rows, time range, SHA-256) and keep its rules."""
+    """Register a CSV dataset: profile it (schema, rows, time range, SHA-256) and keep its rules.
+
+    ``owner`` is the actor unless the actor is an administrator (superuser or
+    ``auth.change_user``); a dataset its registrant could not then see (an administrator
+    registering a restricted dataset for someone else) is refused: register it as yourself,
+    grant yourself ``view_dataset`` and hand it over with ``dataset_update``.
+    """
     _require_permission(actor, "models_registry.add_dataset", "register datasets")
+    _require_own_unless_administrator(actor, owner, "register a dataset")
     limit = settings.GOVERNANCE_MAX_DATASET_BYTES
     if len(content) > limit:
         raise PayloadTooLarge(f"the dataset is {len(content):,} bytes; the limit is {limit:,} bytes")
@@ -223,6 +282,7 @@ def dataset_register(
     _store(content, folder="datasets", suffix=".csv", sha256=sha256)
     dataset.save()
     record_event(actor=actor, action="dataset.registered", target=dataset, after=snapshot(dataset), reason=reason)
+    _require_visible_after_write(actor, selectors.dataset_list, dataset, "register")
     return dataset
 
 
@@ -232,13 +292,19 @@ def _sha256(content: bytes) -> str:
 
 @audited_change()
 def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], reason: str = "") -> Dataset:
-    """Change a dataset's governance metadata or rules; new rules reset its validation status."""
+    """Change a dataset's governance metadata or rules; new rules reset its validation status.
+
+    Handing the dataset over to another owner is for administrators only, and a change that
+    would leave the dataset out of the actor's sight is refused and not made.
+    """
     _require_permission(actor, "models_registry.change_dataset", "change datasets")
     _require_scope(actor, selectors.dataset_list, dataset, "change")
     _refuse_unknown(changes, DATASET_UPDATABLE_FIELDS, "dataset")
     if "rules" in changes:
         datasets.parse_rules(changes["rules"])
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    if "owner" in changes and getattr(changes["owner"], "pk", None) != dataset.owner_id:
+        _require_own_unless_administrator(actor, changes["owner"], f"hand dataset {dataset.name} over")
     before = snapshot(dataset)
     for field, value in changes.items():
         setattr(dataset, field, value)
@@ -252,6 +318,7 @@ def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any], r
     dataset.save()
     after = snapshot(dataset)
     record_event(actor=actor, action="dataset.updated", target=dataset, before=before, after=after, reason=reason)
+    _require_visible_after_write(actor, selectors.dataset_list, dataset, "change")
     return dataset
 
 
@@ -266,7 +333,14 @@ def read_dataset_frame(dataset: Dataset) -> Any:
 
 @audited_change()
 def dataset_validate(*, actor: Actor, dataset: Dataset) -> Dataset:
-    """Run the dataset's declared rules on its content and store the result."""
+    """Run the dataset's declared rules on its content and store the result.
+
+    Needs ``validate_dataset`` (model owners, developers, validators) and sight of the dataset;
+    system actors (Celery jobs, commands, the demo) are trusted.
+    """
+    _require_permission(actor, "models_registry.validate_dataset", "run dataset rules")
+    if isinstance(actor, AbstractBaseUser) and not selectors.dataset_list(user=actor).filter(pk=dataset.pk).exists():
+        raise NotPermitted(f"{actor.get_username()} may not run the rules of {dataset} (not in scope)")
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
     rules = datasets.parse_rules(dataset.rules)
     report = datasets.evaluate(read_dataset_frame(dataset), rules, dataset.time_column)
@@ -559,10 +633,9 @@ def validation_assign(*, actor: Actor, model: Model, validator: AbstractBaseUser
 
 
 def _require_validator_manager(actor: Actor, action: str) -> None:
-    if isinstance(actor, AbstractBaseUser) and not (
-        actor.is_superuser or actor.has_perm("models_registry.oversee_model")
-    ):
-        raise NotPermitted(f"{actor.get_username()} may not {action} (needs an oversight role)")
+    """``assign_validator``: compliance officers and administrators. Seeing every model
+    (``oversee_model``) is not enough: internal auditors and risk managers change nothing."""
+    _require_permission(actor, "models_registry.assign_validator", action)
 
 
 @audited_change()

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from audit.services import SystemActor
+from governance import services as governance_services
 from governance.roles import Role
 from models_registry import services
 from tests.factories import PRICE_CSV, DeskFactory, UserFactory, skops_classifier_bytes
@@ -31,7 +33,10 @@ def other_desk(db):
 
 @pytest.fixture
 def owner(db, desk):
-    return UserFactory(username="olivia", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
+    """A model owner on ``desk`` (models are registered on their owner's own desk)."""
+    user = UserFactory(username="olivia", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
+    governance_services.membership_set(actor=SystemActor("tests"), user=user, desk=desk)
+    return user
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from governance.errors import PayloadTooLarge
+from governance.errors import NotPermitted, PayloadTooLarge
 from models_registry import selectors, services
 from models_registry.api import serializers as s
 from models_registry.filtersets import DatasetFilterSet, ModelFilterSet, ModelVersionFilterSet
@@ -54,9 +54,16 @@ class _ScopedViewSet(viewsets.GenericViewSet):
         """Related objects named in input must be visible to the caller, else 'does not exist'."""
 
     def _output(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
-        instance = self.get_queryset().get(pk=instance.pk)
+        # The services refuse, inside their transaction, any write that would leave the object
+        # out of the actor's scope, so it is always found here; should a service ever miss that,
+        # say so plainly instead of answering 500 with a DoesNotExist.
+        found = self.get_queryset().filter(pk=instance.pk).first()
+        if found is None:
+            raise NotPermitted(
+                "the change was saved but left the object outside what you may see; ask an administrator"
+            )
         return Response(
-            self.output_serializer_class(instance, context=self.get_serializer_context()).data, status=status_code
+            self.output_serializer_class(found, context=self.get_serializer_context()).data, status=status_code
         )
 
 

@@ -70,26 +70,32 @@ model:B               retrieve    404  404  404  404  200  200  200  404  404  4
 model:B               update      404  404  404  404  403  403  403  404  404  404  404   403
 
 # Versions follow their model. A create naming an invisible model is 400 "does not exist".
+# Transitions need transition_modelversion and sight of the version, then segregation of duties:
+# development (1.0: start) is for who may change the model (SOD-7: not validators, compliance
+# or administrators); the validation outcome (2.0) for the assigned validator (SOD-4) who did
+# not develop it (SOD-1); approval (3.0) for neither its developers (SOD-2), nor its submitter
+# (SOD-3, the administrator), nor whoever validated it (SOD-6, the assigned validator).
 version:new-on-A      create      201  201  403  400  403  403  403  403  400  400  400   403
 version:new-on-B      create      400  400  400  400  403  403  403  400  400  400  400   403
 version:A*            list        in   in   in   --   in   in   in   in   --   --   --    in
 version:A*            retrieve    200  200  200  404  200  200  200  200  404  404  404   200
 version:A1.0          update      200  200  403  404  403  403  403  403  404  404  404   403
 version:A[23].0       update      409  409  403  404  403  403  403  403  404  404  404   403
-version:A1.0          transition  200  403  200  404  403  200  403  403  404  404  404   200
+version:A1.0          transition  200  403 SOD-7 404  403 SOD-7 403  403  404  404  404  SOD-7
 version:A2.0          transition  SOD-1 403 200  404  403  SOD-4 403 403  404  404  404   SOD-4
-version:A3.0          transition  SOD-2 403 200  404  403  200  403  403  404  404  404   SOD-3
+version:A3.0          transition  SOD-2 403 SOD-6 404 403  200  403  403  404  404  404   SOD-3
 version:B*            list        --   --   --   --   in   in   in   --   --   --   --    in
 version:B*            retrieve    404  404  404  404  200  200  200  404  404  404  404   200
 version:B*            update      404  404  404  404  403  403  403  404  404  404  404   403
-version:B1.0          transition  404  404  404  404  403  200  403  404  404  404  404   200
+version:B1.0          transition  404  404  404  404  403 SOD-7 403  404  404  404  404  SOD-7
 version:B2.0          transition  404  404  404  404  403  SOD-4 403 404  404  404  404   SOD-4
 version:B3.0          transition  404  404  404  404  403  200  403  404  404  404  404   SOD-3
 
 # Datasets: public and internal to staff (regulators are not staff of the firm); confidential
 # to its desk, oversight roles and grantees; restricted to its owner and grantees only. Changes:
-# owner or change grant, with change_dataset. Running the rules (validate) stores a result,
-# so the read-only roles (risk manager, internal auditor) may not.
+# owner or change grant, with change_dataset. Running the rules (validate) stores a result: it
+# needs validate_dataset (model owners, developers, validators) and sight of the dataset, so
+# compliance, risk, audit and the administrator may not.
 dataset:new           create      201  201  403  403  403  403  403  403  403  403  403   201
 dataset:?:public      list        in   in   in   in   in   in   in   --   --   --   --    in
 dataset:?:internal    list        in   in   in   in   in   in   in   --   --   --   --    in
@@ -97,8 +103,8 @@ dataset:?:public      retrieve    200  200  200  200  200  200  200  404  404  4
 dataset:?:internal    retrieve    200  200  200  200  200  200  200  404  404  404  404   200
 dataset:?:public      download    200  200  200  200  200  200  200  404  404  404  404   200
 dataset:?:internal    download    200  200  200  200  200  200  200  404  404  404  404   200
-dataset:?:public      validate    200  200  200  200  403  200  403  404  404  404  404   200
-dataset:?:internal    validate    200  200  200  200  403  200  403  404  404  404  404   200
+dataset:?:public      validate    200  200  200  200  403  403  403  404  404  404  404   403
+dataset:?:internal    validate    200  200  200  200  403  403  403  404  404  404  404   403
 dataset:A:public      update      200  403  403  403  403  403  403  404  404  404  404   403
 dataset:A:internal    update      200  403  403  403  403  403  403  404  404  404  404   403
 dataset:B:public      update      403  403  403  403  403  403  403  404  404  404  404   403
@@ -108,12 +114,12 @@ dataset:A:confidential list       in   in   in   --   in   in   in   --   --   -
 dataset:A:confidential retrieve   200  200  200  404  200  200  200  404  404  404  404   200
 dataset:A:confidential download   200  200  200  404  200  200  200  404  404  404  404   200
 dataset:A:confidential update     200  403  403  404  403  403  403  404  404  404  404   403
-dataset:A:confidential validate   200  200  200  404  403  200  403  404  404  404  404   200
+dataset:A:confidential validate   200  200  200  404  403  403  403  404  404  404  404   403
 dataset:B:confidential list       --   --   --   --   in   in   in   --   --   --   --    in
 dataset:B:confidential retrieve   404  404  404  404  200  200  200  404  404  404  404   200
 dataset:B:confidential download   404  404  404  404  200  200  200  404  404  404  404   200
 dataset:B:confidential update     404  404  404  404  403  403  403  404  404  404  404   403
-dataset:B:confidential validate   404  404  404  404  403  200  403  404  404  404  404   200
+dataset:B:confidential validate   404  404  404  404  403  403  403  404  404  404  404   403
 
 dataset:A:restricted  list        in   --   --   --   --   --   --   --   --   --   --    --
 dataset:A:restricted  retrieve    200  404  404  404  404  404  404  404  404  404  404   404
@@ -129,16 +135,9 @@ dataset:B:restricted  validate    404  200  404  404  404  404  404  404  404  4
 
 # Cells where the code is known to differ from the table, each with the bug it shows. The test
 # fails on any other mismatch, and also when one of these starts to match (remove it then).
-_VALIDATE_UNCHECKED = (
-    "models_registry/services.py dataset_validate checks no permission and the API's validate action "
-    "(models_registry/api/views.py DatasetViewSet.validate) only scope: read-only roles store results"
-)
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    (role, f"dataset:{side}:{classification}", "validate"): _VALIDATE_UNCHECKED
-    for role in ("risk", "auditor")
-    for side in "AB"
-    for classification in ("public", "internal", "confidential")
-}
+# None now: read-only roles running dataset rules (validate) was the last, fixed with the
+# validate_dataset permission.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 ACTIONS = {
     "model": ("list", "retrieve", "update", "delete"),

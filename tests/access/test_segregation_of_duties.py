@@ -138,12 +138,90 @@ def test_whoever_submitted_cannot_approve(world: World, api):
 def test_the_latest_submission_counts(world: World, api):
     """Withdrawn and resubmitted by someone else: the earlier submitter may approve now."""
     owner, admin, compliance = world.users["owner"], world.users["admin"], world.users["compliance"]
-    version = world.versions["A2.0"]  # submitted by the owner
-    services.model_version_transition(actor=owner, version=version, to_status="in_development")
-    services.model_version_transition(actor=compliance, version=version, to_status="submitted_for_validation")
-    services.model_version_transition(actor=world.users["val_asg"], version=version, to_status="validated")
+    model, version = world.models["A"], world.versions["A2.0"]  # submitted by the owner
+    # Submitting is development (SOD-7): both get a change grant on the model for it.
+    for user in (admin, compliance):
+        services.model_access_grant(actor=owner, user=user, model=model, permission="change_model")
+    for actor, to in (
+        (owner, "in_development"),
+        (admin, "submitted_for_validation"),
+        (admin, "in_development"),
+        (compliance, "submitted_for_validation"),
+        (world.users["val_asg"], "validated"),
+    ):
+        services.model_version_transition(actor=actor, version=version, to_status=to)
     _assert_refused_by_api(api(compliance), compliance, version, "approved", segregation.REQUESTER_MAY_NOT_APPROVE)
     assert _transition(api(admin), version, "approved").status_code == 200
+
+
+def test_whoever_recorded_the_validation_cannot_approve(world: World, api):
+    """SOD-6: the assigned validator holds the transition permission, and may not approve what they validated."""
+    validator, compliance = world.users["val_asg"], world.users["compliance"]
+    version = world.versions["A3.0"]  # validated by the assigned validator
+    _assert_refused_by_api(api(validator), validator, version, "approved", segregation.VALIDATOR_MAY_NOT_APPROVE)
+    # The latest validation counts: withdrawn, resubmitted and validated by someone else, the
+    # first validator may approve.
+    other = UserFactory(username="val-other", roles=[Role.VALIDATOR])
+    services.validation_assign(actor=compliance, model=world.models["A"], validator=other)
+    version = world.versions["A2.0"]
+    services.model_version_transition(actor=validator, version=version, to_status="validated")
+    _assert_refused_by_api(api(validator), validator, version, "approved", segregation.VALIDATOR_MAY_NOT_APPROVE)
+    owner = world.users["owner"]
+    for actor, to in (
+        (compliance, "rejected"),
+        (owner, "in_development"),
+        (owner, "submitted_for_validation"),
+        (other, "validated"),
+    ):
+        services.model_version_transition(actor=actor, version=version, to_status=to)
+    assert _transition(api(validator), version, "approved").status_code == 200
+
+
+# Development transitions (SOD-7): (version key, the status it is moved to first, the edge tried).
+_DEVELOPMENT_EDGES = {
+    "start": ("A1.0", [], "in_development"),
+    "submit": ("A1.0", [("owner", "in_development")], "submitted_for_validation"),
+    "withdraw": ("A2.0", [], "in_development"),
+    "rework after rejection": ("A2.0", [("val_asg", "rejected")], "in_development"),
+    "rework after suspension": (
+        "A3.0",
+        [("compliance", "approved"), ("compliance", "deployed"), ("compliance", "suspended")],
+        "in_development",
+    ),
+}
+
+
+@pytest.mark.parametrize("edge", sorted(_DEVELOPMENT_EDGES))
+def test_only_who_may_change_the_model_moves_it_through_development(world: World, api, edge):
+    """SOD-7: validators, compliance and administrators hold the transition permission and see the
+    version, but development is for the owner and holders of a change grant (model or desk)."""
+    key, before, to = _DEVELOPMENT_EDGES[edge]
+    version = world.versions[key]
+    for who, status in before:
+        version = services.model_version_transition(actor=world.users[who], version=version, to_status=status)
+    for who in ("val_asg", "compliance", "admin"):
+        user = world.users[who]
+        _assert_refused_by_api(api(user), user, version, to, segregation.ONLY_DEVELOPERS_DEVELOP)
+    # A change grant is enough: on the model, or on its desk.
+    services.model_access_grant(
+        actor=world.users["owner"], user=world.users["admin"], model=world.models["A"], permission="change_model"
+    )
+    assert _transition(api(world.users["admin"]), version, to).status_code == 200
+
+
+def test_a_version_author_whose_change_grant_is_revoked_no_longer_develops(world: World, api):
+    """The author of a version still sees it through the model, but develops it only while they may change it."""
+    owner, author = world.users["owner"], UserFactory(username="author", roles=[Role.MODEL_OWNER])
+    model = world.models["A"]
+    services.model_access_grant(actor=owner, user=author, model=model, permission="change_model")
+    version = make_version(actor=author, model=model, version="6.0")
+    assert _transition(api(author), version, "in_development").status_code == 200
+    services.model_access_revoke(actor=owner, user=author, model=model, permission="change_model")
+    _assert_refused_by_api(
+        api(author), author, version, "submitted_for_validation", segregation.ONLY_DEVELOPERS_DEVELOP
+    )
+    # Retiring is not development: it stays with holders of the transition permission who see the version.
+    assert _transition(api(author), version, "retired").status_code == 200
 
 
 @pytest.mark.parametrize("key", ["owner", "developer"])
@@ -165,5 +243,7 @@ def test_every_rule_has_a_test_here():
         segregation.REQUESTER_MAY_NOT_APPROVE,
         segregation.ONLY_ASSIGNED_VALIDATOR,
         segregation.VALIDATOR_MUST_BE_INDEPENDENT,
+        segregation.VALIDATOR_MAY_NOT_APPROVE,
+        segregation.ONLY_DEVELOPERS_DEVELOP,
     }
     assert set(segregation.RULES) == exercised

@@ -16,7 +16,8 @@ val_asg    validator assigned to model A; validated version A 3.0; an explicit `
 val_una    validator assigned to nothing
 risk       risk manager            compliance   compliance officer (assigned the validators)
 auditor    internal auditor        admin        administrator (not a superuser); submitted the
-                                                3.0 versions for validation
+                                                3.0 versions for validation, through a change
+                                                grant on each model revoked right after
 reg_active regulator, engagement covering model A, running now
 reg_expired regulator, engagement covering model A, ended yesterday
 reg_revoked regulator, engagement covering model A, running but revoked
@@ -174,13 +175,14 @@ def build_world() -> World:
             ("in_development", owner),
             ("submitted_for_validation", owner),
         )
-        # The administrator submits 3.0, so the approval of 3.0 meets "no approving your own request".
-        world.versions[f"{side}3.0"] = _move(
-            make_version(actor=owner, model=model, version="3.0"),
-            ("in_development", owner),
-            ("submitted_for_validation", u["admin"]),
-            ("validated", validator),
-        )
+        # The administrator submits 3.0, so the approval of 3.0 meets "no approving your own
+        # request". Submitting is development, for those who may change the model (SOD-7): the
+        # owner lends the administrator a change grant for it and takes it back at once.
+        version = _move(make_version(actor=owner, model=model, version="3.0"), ("in_development", owner))
+        services.model_access_grant(actor=owner, user=u["admin"], model=model, permission="change_model")
+        version = _move(version, ("submitted_for_validation", u["admin"]))
+        services.model_access_revoke(actor=owner, user=u["admin"], model=model, permission="change_model")
+        world.versions[f"{side}3.0"] = _move(version, ("validated", validator))
     for key, (status, _) in VERSIONS.items():
         assert world.versions[f"A{key}"].status == status
 

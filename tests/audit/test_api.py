@@ -20,6 +20,7 @@ from audit import merkle, signing
 from audit.models import Event, Head
 from audit.services import SystemActor, checkpoint_create, record_event
 from audit.verify import verify_log
+from governance import services as governance_services
 from governance.roles import Role
 from models_registry import services
 from tests.factories import UserFactory
@@ -39,8 +40,10 @@ def auditor(db):
 
 @pytest.fixture
 def rival(db, desk):
-    """Another model owner."""
-    return UserFactory(username="rita", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
+    """Another model owner, on the same desk (models are registered on their owner's own desk)."""
+    user = UserFactory(username="rita", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
+    governance_services.membership_set(actor=SystemActor("tests"), user=user, desk=desk)
+    return user
 
 
 @pytest.fixture
@@ -53,12 +56,12 @@ def dana(db):
 @pytest.fixture
 def inventory(owner, rival, dana, make_model, make_version, make_dataset):
     """Events about the owner's model, version and dataset, a model of the rival's, and dana's objects
-    (registered for her by the owner, so she acted on none of them)."""
+    (registered for her by a job, and her version by the owner, so she acted on none of them)."""
     mine = make_model(name="mine")
     version = make_version(model=mine)
     dataset = make_dataset()
     theirs = make_model(name="theirs", owner=rival, actor=rival)
-    danas = make_model(name="danas", owner=dana)
+    danas = make_model(name="danas", owner=dana, actor=SystemActor("tests"))
     # The owner registers dana's version for her, which needs a change grant on her model.
     services.model_access_grant(actor=SystemActor("tests"), user=owner, model=danas, permission="change_model")
     return {
@@ -68,7 +71,7 @@ def inventory(owner, rival, dana, make_model, make_version, make_dataset):
         "theirs": theirs,
         "dana_model": danas,
         "dana_version": make_version(model=danas, actor=owner),
-        "dana_dataset": make_dataset(name="danas-prices", owner=dana),
+        "dana_dataset": make_dataset(name="danas-prices", owner=dana, actor=SystemActor("tests")),
     }
 
 
@@ -504,7 +507,7 @@ def test_list_query_count_does_not_grow_with_events(request, who, make_model, ma
     user = request.getfixturevalue(who)
 
     def danas_version(i: int) -> None:
-        model = make_model(name=f"m{i}", owner=dana)
+        model = make_model(name=f"m{i}", owner=dana, actor=SystemActor("tests"))
         services.model_access_grant(actor=SystemActor("tests"), user=owner, model=model, permission="change_model")
         make_version(model=model, actor=owner)
 

@@ -42,7 +42,9 @@ OWN_APPS = ("governance", "models_registry", "audit")
 
 
 @pytest.fixture
-def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[type[models.Model]], models.Model]:
+def existing(
+    desk, other_desk, owner, make_model, make_version, make_dataset
+) -> Callable[[type[models.Model]], models.Model]:
     """One existing row of each governed model, made through its service."""
 
     def membership() -> models.Model:
@@ -52,7 +54,8 @@ def existing(desk, owner, make_model, make_version, make_dataset) -> Callable[[t
         "models_registry.model": lambda: make_model(name="walk-model"),
         "models_registry.modelversion": lambda: make_version(),
         "models_registry.dataset": lambda: make_dataset(name="walk-dataset"),
-        "governance.desk": lambda: desk,
+        # A desk no membership refers to (the owner sits on ``desk``), so that deleting it can be tried.
+        "governance.desk": lambda: other_desk,
         "governance.membership": lambda: governance_services.membership_set(
             actor=SystemActor("tests"), user=owner, desk=desk
         ),

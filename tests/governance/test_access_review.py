@@ -102,8 +102,10 @@ def world(desk, other_desk, owner, validator, outsider, compliance, make_model, 
         "public": make_dataset(name="prices-public", classification="public"),
         "internal": make_dataset(name="prices-internal", classification="internal", owner=otto, actor=otto),
         "conf-eq": make_dataset(name="book-equities", classification="confidential", desk=desk),
-        "conf-rt": make_dataset(name="book-rates", classification="confidential", desk=other_desk, owner=otto),
-        "conf-none": make_dataset(name="book-orphan", classification="confidential", owner=otto),
+        "conf-rt": make_dataset(
+            name="book-rates", classification="confidential", desk=other_desk, owner=otto, actor=otto
+        ),
+        "conf-none": make_dataset(name="book-orphan", classification="confidential", owner=otto, actor=otto),
         "restricted": make_dataset(name="client-positions", classification="restricted", desk=desk),
     }
     registry_services.dataset_access_grant(
@@ -137,7 +139,10 @@ def _grow(world: World, make_model, make_dataset, make_version, *, n: int) -> No
         registry_services.model_access_grant(actor=otto, user=outsider, model=model, permission="change_model")
         governance_services.desk_access_grant(actor=TESTS, user=extra_user, desk=rates, permission="view_desk_models")
         dataset = make_dataset(
-            name=f"extra-{i}", classification=["public", "internal", "confidential", "restricted"][i % 4], owner=otto
+            name=f"extra-{i}",
+            classification=["public", "internal", "confidential", "restricted"][i % 4],
+            owner=otto,
+            actor=otto,
         )
         registry_services.dataset_access_grant(actor=otto, user=extra_user, dataset=dataset, permission="view_dataset")
         _engage(compliance, rita, [model], start=-1 if i % 2 else -10, end=20 if i % 2 else -5)

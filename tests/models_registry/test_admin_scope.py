@@ -26,7 +26,7 @@ def _client(user) -> Client:
 @pytest.fixture
 def two_models(make_model, owner):
     rival = UserFactory(username="rival-owner", roles=[Role.MODEL_OWNER, Role.MODEL_DEVELOPER])
-    return make_model(name="mine"), make_model(name="theirs", owner=rival, actor=rival)
+    return make_model(name="mine"), make_model(name="theirs", owner=rival, actor=SystemActor("tests"))
 
 
 def test_an_owner_sees_and_changes_only_their_own_models(owner, two_models):

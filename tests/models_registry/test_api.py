@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from audit.models import Event
+from audit.services import SystemActor
 from governance.roles import Role
 from models_registry import services
 from models_registry.models import Dataset, Model, ModelVersion
@@ -125,7 +126,7 @@ def test_outsider_cannot_see_owners_model(api, outsider, make_model, make_versio
 
 def test_outsider_sees_own_model_only(api, outsider, make_model, desk):
     make_model(name="theirs")
-    mine = make_model(name="mine", owner=outsider)
+    mine = make_model(name="mine", owner=outsider, actor=SystemActor("tests"))
     body = api(outsider).get(MODELS).json()
     assert body["count"] == 1
     assert [m["id"] for m in body["results"]] == [mine.pk]
@@ -258,7 +259,8 @@ def inventory(make_model, make_version, other_desk, owner):
     low = make_model(name="m1-alpha-low", purpose="alpha")
     make_model(name="m2-risk-low", purpose="risk")
     high = make_model(name="m3-alpha-high", purpose="alpha", model_type="deep_learning", materiality=Decimal("6e7"))
-    rates = make_model(name="m4-execution-rates", purpose="execution", desk=other_desk)
+    # Registered for olivia on a desk that is not hers: only an administrator (or a job) may.
+    rates = make_model(name="m4-execution-rates", purpose="execution", desk=other_desk, actor=SystemActor("tests"))
     make_model(name="m5-risk-tier2", purpose="risk", model_type="svm", materiality=Decimal("1000"))
     version = make_version(model=low)
     services.model_version_transition(actor=owner, version=version, to_status="in_development")

@@ -255,11 +255,12 @@ def test_user_without_transition_permission_is_refused_and_nothing_changes(versi
 
 @pytest.mark.parametrize("role", [Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.ADMINISTRATOR])
 def test_roles_with_the_transition_permission_may_move_versions(version, role):
+    # Retiring is no party's own step (development is the model's developers', SOD-7).
     user = UserFactory(username=f"mover-{role.name.lower()}", roles=[role])
     if role == Role.VALIDATOR:  # validators act only on the models assigned to them
         services.validation_assign(actor=SystemActor("tests"), model=version.model, validator=user)
-    services.model_version_transition(actor=user, version=version, to_status="in_development")
-    assert ModelVersion.objects.get(pk=version.pk).status == S.IN_DEVELOPMENT
+    services.model_version_transition(actor=user, version=version, to_status="retired")
+    assert ModelVersion.objects.get(pk=version.pk).status == S.RETIRED
     assert Event.objects.order_by("-seq").first().actor == user
 
 
