@@ -60,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_engagement",
         "add_engagement",
         "change_engagement",
+        "activate_policyset",
         *_OVERSIGHT,
     },
     Role.INTERNAL_AUDITOR: {

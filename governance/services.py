@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from axes.models import AccessAttempt
@@ -15,11 +16,17 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from audit.scope import audited_change
-from audit.services import Actor, EventEntry, SystemActor, record_event, record_events
+from audit.services import Actor, EventEntry, SystemActor, actor_label, record_event, record_events
 from audit.snapshot import snapshot
 from governance.errors import NotPermitted
-from governance.models import Desk, DeskGrant, Membership
+from governance.models import Desk, DeskGrant, Membership, PolicyDecision, PolicySet
+from governance.policy import document as policy_document
+from governance.policy import engine as policy_engine
+from governance.policy import loader as policy_loader
+from governance.policy import store as policy_store
 from governance.roles import ROLE_PERMISSIONS, Role
+from models_registry.models import ModelVersion
+from models_registry.selectors import model_version_list
 
 User = get_user_model()
 
@@ -366,3 +373,160 @@ def desk_access_revoke(*, actor: Actor, user: AbstractBaseUser, desk: Desk, perm
         )
     DeskGrant.objects.filter(pk__in=[g.pk for g in grants]).delete()
     return len(grants)
+
+
+# --- Policies as code (docs/policies.md) ---------------------------------------------------
+
+
+def _require_policy_activator(actor: Actor) -> None:
+    """Only a person holding ``governance.activate_policyset`` (compliance officers) may change
+    the rules in force; a job or command must name that person."""
+    if not isinstance(actor, AbstractBaseUser):
+        raise NotPermitted("activating a policy set needs a compliance officer, not a system actor")
+    if not actor.has_perm("governance.activate_policyset"):
+        raise NotPermitted(
+            f"{actor.get_username()} may not activate policy sets (needs permission governance.activate_policyset, "
+            "held by compliance officers)"
+        )
+
+
+def _policy_set_summary(policy_set: PolicySet) -> dict[str, Any]:
+    return {
+        "content_hash": policy_set.content_hash,
+        "rule_ids": policy_set.rule_ids,
+        "files": [{key: f[key] for key in ("directory", "name", "sha256")} for f in policy_set.files],
+        "is_active": policy_set.is_active,
+    }
+
+
+@audited_change()
+def policy_set_activate(
+    *, actor: Actor, directories: Sequence[Path] | None = None, reason: str = ""
+) -> tuple[PolicySet, bool]:
+    """Load, validate and compile the policy files in ``directories`` (default: the shipped set
+    and ``GOVERNANCE_POLICY_DIRS``) and make them the set in force.
+
+    Returns the set and whether anything changed (activating the set already in force does
+    nothing). A set that does not load raises ``PolicyLoadError`` naming each file, rule and
+    reason, and the set in force stays in force. Audited: ``policy_set.activated`` (with the
+    new set's hash as the event's policy-set hash) and ``policy_set.deactivated`` for the
+    set it replaces.
+    """
+    _require_policy_activator(actor)
+    compiled = policy_loader.load_directories(directories)
+    previous = PolicySet.objects.select_for_update().filter(is_active=True).first()
+    if previous is not None and previous.content_hash == compiled.content_hash:
+        return previous, False
+    now = timezone.now()
+    if previous is not None:
+        before = _policy_set_summary(previous)
+        previous.is_active = False
+        previous.save(update_fields=["is_active"])
+        record_event(
+            actor=actor,
+            action="policy_set.deactivated",
+            target=previous,
+            before=before,
+            after=_policy_set_summary(previous),
+            reason=reason,
+            policy_set_hash=previous.content_hash,
+        )
+    policy_set = PolicySet.objects.select_for_update().filter(content_hash=compiled.content_hash).first()
+    before = _policy_set_summary(policy_set) if policy_set is not None else None
+    if policy_set is None:
+        # Stored once per content; re-activating an earlier set reuses its row and files.
+        policy_set = PolicySet(
+            content_hash=compiled.content_hash, files=policy_store.stored_files(compiled), rule_ids=compiled.rule_ids
+        )
+    policy_set.is_active = True
+    policy_set.activated_at = now
+    policy_set.activated_by = actor
+    policy_set.activated_by_label = actor.get_username()
+    policy_set.save()
+    record_event(
+        actor=actor,
+        action="policy_set.activated",
+        target=policy_set,
+        before=before,
+        after={**_policy_set_summary(policy_set), "previous": previous.content_hash if previous else None},
+        reason=reason,
+        policy_set_hash=policy_set.content_hash,
+    )
+    policy_store.remember(compiled)
+    return policy_set, True
+
+
+@audited_change()
+def policy_evaluate(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    trigger: str,
+    at: datetime | None = None,
+    risk_assessment: Mapping[str, Any] | None = None,
+    findings: Sequence[Mapping[str, Any]] | None = None,
+    signoff: Mapping[str, Any] | None = None,
+    deployment: Mapping[str, Any] | None = None,
+    reason: str = "",
+) -> PolicyDecision:
+    """Evaluate the set in force for ``trigger`` on ``version`` and store the decision.
+
+    ``actor`` is who asks (the person about to perform the transition, or the sign-off
+    workflow's requester or last approver); a user must be able to see the version.
+    ``risk_assessment``, ``findings``, ``signoff`` and ``deployment`` fill the input
+    document's reserved sections (docs/policies.md) when the caller has them. Raises
+    ``NoActivePolicySet`` (409) before any set was activated. The decision and its audit
+    event (``policy.decided``, carrying the set's hash) are one transaction.
+
+    The caller acts on ``decision.outcome``: ``allow``, ``deny`` (``decision.reasons()``
+    says why) or ``require_approval`` (``decision.required_approvals`` says by whom).
+    """
+    if isinstance(actor, AbstractBaseUser) and not model_version_list(user=actor).filter(pk=version.pk).exists():
+        raise NotPermitted(f"{actor.get_username()} may not evaluate policies on {version} (not in scope)")
+    policy_set, compiled = policy_store.require_active_policy_set()
+    decided_at = at or timezone.now()
+    document = policy_document.build_input_document(
+        version=version,
+        trigger=trigger,
+        requested_by=actor,
+        at=decided_at,
+        risk_assessment=risk_assessment,
+        findings=findings,
+        signoff=signoff,
+        deployment=deployment,
+    )
+    evaluation = policy_engine.evaluate(compiled, document)
+    decision = PolicyDecision(
+        policy_set=policy_set,
+        policy_set_hash=policy_set.content_hash,
+        trigger=evaluation.trigger,
+        model_id=version.model_id,
+        version=version,
+        outcome=evaluation.outcome,
+        results=[result.as_dict() for result in evaluation.rules],
+        required_approvals=evaluation.required_approvals,
+        input_document=document,
+        input_sha256=policy_document.document_sha256(document),
+        schema_version=policy_document.SCHEMA_VERSION,
+        decided_at=decided_at,
+        actor=actor if isinstance(actor, AbstractBaseUser) else None,
+        actor_label=actor_label(actor),
+    )
+    decision.save()
+    record_event(
+        actor=actor,
+        action="policy.decided",
+        target=decision,
+        after={
+            "trigger": decision.trigger,
+            "model": decision.model_id,
+            "version": decision.version_id,
+            "outcome": decision.outcome,
+            "rules": {result.id: result.outcome for result in evaluation.rules},
+            "input_sha256": decision.input_sha256,
+            "schema_version": decision.schema_version,
+        },
+        reason=reason,
+        policy_set_hash=policy_set.content_hash,
+    )
+    return decision
