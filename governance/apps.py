@@ -35,6 +35,9 @@ class GovernanceConfig(AppConfig):
         govern(self.get_model("DeskGrant"))
         govern(self.get_model("PolicySet"))
         govern(self.get_model("PolicyDecision"))
+        govern(self.get_model("SignOffRequest"))
+        govern(self.get_model("SignOffResponse"))
+        govern(self.get_model("Finding"))
         # guardian's generic tables hold grants on objects without a grant table of their own.
         govern_recorded(UserObjectPermission)
         govern_recorded(GroupObjectPermission)

@@ -79,3 +79,19 @@ class LockedOut(DomainError):
 
     status = 429
     code = "locked_out"
+
+
+class PolicyDenied(DomainError):
+    """The policies in force deny the step; ``detail`` carries the decision id and the rules'
+    messages and references."""
+
+    status = 409
+    code = "policy_denied"
+
+
+class SignOffRequired(DomainError):
+    """The policies in force want approvals for this transition: it happens only through a
+    sign-off request (``detail`` names the approvals needed)."""
+
+    status = 409
+    code = "signoff_required"

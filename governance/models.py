@@ -140,3 +140,176 @@ class PolicyDecision(models.Model):
             for result in self.results
             if result["outcome"] in ("deny", "require_approval", "warn")
         ]
+
+
+class SignOffRequest(models.Model):
+    """A model owner's request that a version make a gated transition (approval for use,
+    deployment), decided by the approvers the policies name and, at the last approval, by
+    the policies again. See docs/signoffs.md."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        APPROVED = "approved", "Approved"
+        BLOCKED = "blocked", "Blocked by policy"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        EXPIRED = "expired", "Expired"
+
+    OPEN_STATUSES = (Status.PENDING, Status.CHANGES_REQUESTED)
+
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="signoff_requests")
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.PROTECT, related_name="signoff_requests"
+    )
+    from_status = models.CharField(max_length=30)
+    to_status = models.CharField(max_length=30)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    # [{"title", "reference"}]: documents, reports or links the approvers should read.
+    evidence = models.JSONField(default=list)
+    # For a deployment: the proposed phase, capital limit (decimal string), instruments and
+    # rollback plan, in the shape of the input document's ``deployment`` section.
+    deployment = models.JSONField(null=True, blank=True)
+    # SHA-256 of what the version was when submitted: approving a version that changed since
+    # is refused (governance.selectors.version_fingerprint).
+    version_fingerprint = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # Incremented when the requester amends the request after changes were requested;
+    # approvals of an earlier round no longer count.
+    round = models.PositiveSmallIntegerField(default=1)
+    # From the latest policy decision: [{rule, roles, count, approved_by, satisfied}].
+    required_approvals = models.JSONField(default=list)
+    # The rules that blocked the request (or warned): [{id, outcome, message, references}].
+    reasons = models.JSONField(default=list)
+    latest_decision = models.ForeignKey(
+        PolicyDecision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField()
+    # Overdue when still undecided after due_at; expired (closed) after expires_at.
+    due_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "sign-off request"
+        ordering = ["-submitted_at", "-pk"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="signoff_status_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "to_status"],
+                condition=models.Q(status__in=["pending", "changes_requested"]),
+                name="signoff_one_open_per_transition",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=[
+                        *("pending", "changes_requested", "approved", "blocked"),
+                        *("rejected", "withdrawn", "expired"),
+                    ]
+                ),
+                name="signoff_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sign-off {self.pk}: {self.transition} of version {self.version_id} ({self.status})"
+
+    @property
+    def transition(self) -> str:
+        return f"{self.from_status}->{self.to_status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class SignOffResponse(models.Model):
+    """One approver's answer to a sign-off request, with their comment and the roles they
+    held when they gave it. Written once."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+
+    request = models.ForeignKey(SignOffRequest, on_delete=models.PROTECT, related_name="responses")
+    round = models.PositiveSmallIntegerField()
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approver_label = models.CharField(max_length=200)
+    roles = models.JSONField(default=list)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    comment = models.TextField()
+    decided_at = models.DateTimeField()
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "sign-off response"
+        ordering = ["decided_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "round", "approver"], name="signoff_one_response_per_round"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver_label}: {self.verdict} on sign-off {self.request_id}"
+
+
+class Finding(models.Model):
+    """A validation finding on a model version: raised by a validator, remediated by its
+    owner by a due date, closed only by the validation function. Open high and critical
+    findings block approval and deployment (policy FINDINGS-01)."""
+
+    class Severity(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        CRITICAL = "critical", "Critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_REMEDIATION = "in_remediation", "In remediation"
+        CLOSED = "closed", "Closed"
+
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="findings")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="findings")
+    title = models.CharField(max_length=200)
+    description = models.TextField()
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    remediation_owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    due_date = models.DateField()
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    raised_at = models.DateTimeField()
+    resolution = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-raised_at", "-pk"]
+        permissions = [("close_finding", "Can close a validation finding (the validation function)")]
+        indexes = [models.Index(fields=["version", "status"], name="finding_version_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(severity__in=["low", "medium", "high", "critical"]), name="finding_severity_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "in_remediation", "closed"]), name="finding_status_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="closed", closed_at__isnull=False)
+                | (~models.Q(status="closed") & models.Q(closed_at__isnull=True)),
+                name="finding_closed_at_iff_closed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"finding {self.pk} ({self.severity}, {self.status}): {self.title}"

@@ -24,6 +24,12 @@ _REGISTRY = ("model", "modelversion", "dataset")
 # See the whole inventory (datasets up to confidential); restricted data needs a grant.
 _OVERSIGHT = ("oversee_model", "oversee_dataset")
 
+# Sign-offs and findings (governance.models). Who may *approve* a sign-off is not a Django
+# permission: the policies name the roles (governance/policies/approval.yaml).
+_SIGNOFF_REQUESTER = ("add_signoffrequest", "view_signoffrequest", "view_finding", "change_finding")
+_FINDINGS_RAISER = ("add_finding", "change_finding", "view_finding")
+_GOVERNANCE_RECORDS = ("view_signoffrequest", "view_finding", "view_policyset", "view_policydecision")
+
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
 # runs a dataset's rules and stores the result.
@@ -33,12 +39,16 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "transition_modelversion",
         "validate_dataset",
         "view_desk",
+        *_SIGNOFF_REQUESTER,
     },
     Role.MODEL_DEVELOPER: {
         "view_model",
         *(f"{action}_{name}" for name in ("modelversion", "dataset") for action in ("add", "change", "view")),
         "validate_dataset",
         "view_desk",
+        "view_signoffrequest",
+        "view_finding",
+        "change_finding",
     },
     Role.VALIDATOR: {
         "view_model",
@@ -47,8 +57,20 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "validate_dataset",
         "transition_modelversion",
         "view_desk",
+        *_FINDINGS_RAISER,
+        "close_finding",
+        "view_signoffrequest",
     },
-    Role.RISK_MANAGER: {"view_model", "view_modelversion", "view_dataset", "view_desk", "view_event", *_OVERSIGHT},
+    Role.RISK_MANAGER: {
+        "view_model",
+        "view_modelversion",
+        "view_dataset",
+        "view_desk",
+        "view_event",
+        *_OVERSIGHT,
+        *_FINDINGS_RAISER,
+        *_GOVERNANCE_RECORDS,
+    },
     Role.COMPLIANCE_OFFICER: {
         "view_model",
         "view_modelversion",
@@ -62,6 +84,9 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "change_engagement",
         "activate_policyset",
         *_OVERSIGHT,
+        *_FINDINGS_RAISER,
+        "close_finding",
+        *_GOVERNANCE_RECORDS,
     },
     Role.INTERNAL_AUDITOR: {
         "view_model",
@@ -71,6 +96,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_event",
         "view_engagement",
         *_OVERSIGHT,
+        *_GOVERNANCE_RECORDS,
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
@@ -83,5 +109,6 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "change_user",
         "view_user",
         "view_group",
+        *_GOVERNANCE_RECORDS,
     },
 }

@@ -1,9 +1,10 @@
-"""Changes to the organisation: desks, members' desks, role groups. Each is audited."""
+"""Changes to the organisation (desks, members' desks, role groups, users, tokens), the policy
+sets, and the sign-off workflow and its findings. Each is one audited transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +13,35 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from knox.models import AuthToken
 
 from audit.scope import audited_change
 from audit.services import Actor, EventEntry, SystemActor, actor_label, record_event, record_events
 from audit.snapshot import snapshot
-from governance.errors import NotPermitted
-from governance.models import Desk, DeskGrant, Membership, PolicyDecision, PolicySet
+from governance import notifications
+from governance import selectors as signoff_selectors
+from governance.errors import Conflict, InvalidTransition, NotPermitted, PolicyDenied
+from governance.models import (
+    Desk,
+    DeskGrant,
+    Finding,
+    Membership,
+    PolicyDecision,
+    PolicySet,
+    SignOffRequest,
+    SignOffResponse,
+)
 from governance.policy import document as policy_document
 from governance.policy import engine as policy_engine
 from governance.policy import loader as policy_loader
 from governance.policy import store as policy_store
 from governance.roles import ROLE_PERMISSIONS, Role
+from models_registry import lifecycle, segregation
+from models_registry.choices import LifecycleStatus
 from models_registry.models import ModelVersion
-from models_registry.selectors import model_version_list
+from models_registry.selectors import can_change_model, can_validate, model_version_list
 
 User = get_user_model()
 
@@ -530,3 +545,738 @@ def policy_evaluate(
         policy_set_hash=policy_set.content_hash,
     )
     return decision
+
+
+# --- Sign-off workflow and findings (docs/signoffs.md) -------------------------------------
+
+_EVIDENCE_KEYS = frozenset({"title", "reference"})
+
+
+def _require_person(actor: Actor, action: str) -> AbstractBaseUser:
+    if not isinstance(actor, AbstractBaseUser):
+        raise NotPermitted(f"{action} needs a person, not a system actor ({actor_label(actor)})")
+    return actor
+
+
+def _clean_text(value: Any, field: str, *, what: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise ValidationError({field: [f"{what} is required"]})
+    return text
+
+
+def _clean_evidence(evidence: Any) -> list[dict[str, str]]:
+    """At least one item, each ``{"title", "reference"}`` (a document id, report or link)."""
+    if not isinstance(evidence, list | tuple) or not evidence:
+        raise ValidationError(
+            {"evidence": ["at least one item of evidence is required: [{'title': ..., 'reference': ...}]"]}
+        )
+    cleaned, problems = [], []
+    for index, item in enumerate(evidence):
+        if not isinstance(item, Mapping):
+            problems.append(f"item {index}: must be an object with 'title' and 'reference'")
+            continue
+        unknown = sorted(set(item) - _EVIDENCE_KEYS)
+        if unknown:
+            problems.append(f"item {index}: unknown field(s) {', '.join(unknown)}")
+        entry = {}
+        for key in ("title", "reference"):
+            value = item.get(key)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"item {index}: '{key}' is required (text)")
+            elif len(value) > 500:
+                problems.append(f"item {index}: '{key}' is longer than 500 characters")
+            else:
+                entry[key] = value.strip()
+        cleaned.append(entry)
+    if problems:
+        raise ValidationError({"evidence": problems})
+    return cleaned
+
+
+def _clean_deployment(to_status: str, deployment: Any) -> dict[str, Any] | None:
+    """A deployment needs its proposal (phase, capital limit, rollback plan); nothing else has one."""
+    if to_status != LifecycleStatus.DEPLOYED:
+        if deployment is not None:
+            raise ValidationError({"deployment": [f"only a deployment has one, not a move to {to_status}"]})
+        return None
+    if not isinstance(deployment, Mapping):
+        raise ValidationError(
+            {"deployment": ["a deployment needs its proposal: phase, capital_limit, rollback_plan (and instruments)"]}
+        )
+    missing = [key for key in ("phase", "capital_limit", "rollback_plan") if deployment.get(key) in (None, "")]
+    if missing:
+        raise ValidationError({"deployment": [f"missing: {', '.join(missing)}"]})
+    return policy_document.validate_section("deployment", deployment)
+
+
+def _signoff_section(request: SignOffRequest, responses: Sequence[SignOffResponse]) -> dict[str, Any]:
+    """The input document's ``signoff`` section: the request and its approvals of this round."""
+    requester = request.requested_by
+    return {
+        "id": request.pk,
+        "transition": request.transition,
+        "requested_by": {
+            "id": requester.pk,
+            "username": requester.get_username(),
+            "roles": signoff_selectors.user_roles(requester),
+        },
+        "justification": request.justification,
+        "evidence": [f"{item['title']}: {item['reference']}" for item in request.evidence],
+        "submitted_at": request.submitted_at,
+        "approvals": [
+            {
+                "user_id": response.approver_id,
+                "username": response.approver_label,
+                "roles": response.roles,
+                "decided_at": response.decided_at,
+            }
+            for response in responses
+            if response.verdict == SignOffResponse.Verdict.APPROVE
+        ],
+    }
+
+
+def _request_snapshot(request: SignOffRequest) -> dict[str, Any]:
+    return {
+        "model": request.model_id,
+        "version": request.version_id,
+        "transition": request.transition,
+        "status": request.status,
+        "round": request.round,
+        "requested_by": request.requested_by_id,
+        "justification": request.justification,
+        "evidence": request.evidence,
+        "deployment": request.deployment,
+        "version_fingerprint": request.version_fingerprint,
+        "required_approvals": request.required_approvals,
+        "reasons": request.reasons,
+        "latest_decision": request.latest_decision_id,
+        "submitted_at": request.submitted_at,
+        "due_at": request.due_at,
+        "expires_at": request.expires_at,
+        "closed_at": request.closed_at,
+    }
+
+
+def _refuse_unless_requestable(decision: PolicyDecision, trigger: str, version: ModelVersion) -> None:
+    """At submission: a denial is refused with its reasons; a transition needing no approval
+    has nothing to sign off."""
+    if decision.outcome == PolicyDecision.Outcome.DENY:
+        denied = [item for item in decision.reasons() if item["outcome"] == "deny"]
+        raise PolicyDenied(
+            f"the policies in force deny {trigger} of {version}: "
+            + " ".join(f"{item['id']}: {item['message']}" for item in denied),
+            detail={"decision": decision.pk, "reasons": denied},
+        )
+    if decision.outcome == PolicyDecision.Outcome.ALLOW:
+        raise Conflict(
+            f"the policies in force require no approval for {trigger} of {version}: "
+            "whoever may make the transition makes it directly",
+            detail={"decision": decision.pk},
+        )
+
+
+def _check_requester(actor: AbstractBaseUser, version: ModelVersion, action: str) -> ModelVersion:
+    if not actor.has_perm("governance.add_signoffrequest"):
+        raise NotPermitted(
+            f"{actor.get_username()} may not {action} (needs governance.add_signoffrequest: model owners)"
+        )
+    visible = model_version_list(user=actor).filter(pk=version.pk).first()
+    if visible is None:
+        raise NotPermitted(f"{actor.get_username()} may not {action} on {version} (not in scope)")
+    if not can_change_model(user=actor, model=visible.model):
+        raise NotPermitted(
+            f"{actor.get_username()} may not {action} on {visible}: only someone who may change the model "
+            "(its owner, or a change grant on it or its desk) asks for its sign-off"
+        )
+    return visible
+
+
+def signoff_submit(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    to_status: str,
+    justification: str,
+    evidence: Sequence[Mapping[str, Any]],
+    deployment: Mapping[str, Any] | None = None,
+) -> SignOffRequest:
+    """A model owner asks for ``version`` to move to ``to_status`` (approved, deployed).
+
+    Refused, changing nothing: a transition the state machine does not allow from the
+    version's status or that is not a sign-off transition (``InvalidTransition``), someone
+    who may not change the model (``NotPermitted``), a missing justification or evidence
+    or deployment proposal (``ValidationError``), a request already open for the same
+    transition (``Conflict``). The policies in force are evaluated first (the decision is
+    stored either way): a denial is refused with the rules' messages (``PolicyDenied``);
+    otherwise the request records the approvals they require and the approvers are told.
+    """
+    actor = _require_person(actor, "submitting a sign-off request")
+    version = _check_requester(actor, version, "submit a sign-off request")
+    transition = lifecycle.transition_for(version.status, to_status)
+    edge = (transition.source.value, transition.target.value)
+    if edge not in lifecycle.SIGNOFF_TRANSITIONS:
+        gated = ", ".join(f"{a}->{b}" for a, b in sorted(lifecycle.SIGNOFF_TRANSITIONS))
+        raise InvalidTransition(
+            f"{edge[0]}->{edge[1]} is made directly, not by sign-off; sign-offs are for {gated}",
+            detail={
+                "from": edge[0],
+                "to": edge[1],
+                "signoff_transitions": sorted(f"{a}->{b}" for a, b in lifecycle.SIGNOFF_TRANSITIONS),
+            },
+        )
+    justification = _clean_text(justification, "justification", what="a justification")
+    cleaned_evidence = _clean_evidence(evidence)
+    cleaned_deployment = _clean_deployment(transition.target.value, deployment)
+    trigger = f"{edge[0]}->{edge[1]}"
+    open_request = SignOffRequest.objects.filter(
+        version=version, to_status=edge[1], status__in=SignOffRequest.OPEN_STATUSES
+    ).first()
+    if open_request is not None:
+        raise Conflict(
+            f"sign-off request {open_request.pk} for {trigger} of {version} is already {open_request.status}",
+            detail={"request": open_request.pk},
+        )
+    now = timezone.now()
+    draft = SignOffRequest(
+        version=version,
+        model=version.model,
+        from_status=edge[0],
+        to_status=edge[1],
+        requested_by=actor,
+        justification=justification,
+        evidence=cleaned_evidence,
+        submitted_at=now,
+    )
+    decision = policy_evaluate(
+        actor=actor,
+        version=version,
+        trigger=trigger,
+        at=now,
+        signoff=_signoff_section(draft, []),
+        deployment=cleaned_deployment,
+        reason="sign-off request submitted",
+    )
+    _refuse_unless_requestable(decision, trigger, version)
+    return _signoff_create(actor=actor, draft=draft, decision=decision, deployment=cleaned_deployment)
+
+
+@audited_change()
+def _signoff_create(
+    *, actor: AbstractBaseUser, draft: SignOffRequest, decision: PolicyDecision, deployment: dict[str, Any] | None
+) -> SignOffRequest:
+    version = ModelVersion.objects.select_for_update().select_related("model").get(pk=draft.version_id)
+    if version.status != draft.from_status:
+        raise InvalidTransition(f"{version} moved to {version.status} meanwhile; submit again")
+    draft.deployment = deployment
+    draft.version_fingerprint = signoff_selectors.version_fingerprint(version)
+    draft.required_approvals = decision.required_approvals
+    draft.reasons = decision.reasons()
+    draft.latest_decision = decision
+    draft.due_at = draft.submitted_at + timedelta(days=settings.GOVERNANCE_SIGNOFF_DUE_DAYS)
+    draft.expires_at = draft.submitted_at + timedelta(days=settings.GOVERNANCE_SIGNOFF_EXPIRY_DAYS)
+    try:
+        with transaction.atomic():
+            draft.save()
+    except IntegrityError as exc:  # a concurrent submission for the same transition won
+        raise Conflict(f"a sign-off request for {draft.transition} of {version} is already open") from exc
+    record_event(actor=actor, action="signoff.submitted", target=draft, after=_request_snapshot(draft))
+    _notify_approvers(draft)
+    return draft
+
+
+def _notify_approvers(request: SignOffRequest) -> None:
+    roles = signoff_selectors.open_approval_roles(request.required_approvals)
+    notifications.approvers_asked(request, signoff_selectors.approver_candidates(request=request, roles=roles))
+
+
+def _locked_request(request: SignOffRequest) -> SignOffRequest:
+    return (
+        SignOffRequest.objects.select_for_update().select_related("version__model", "requested_by").get(pk=request.pk)
+    )
+
+
+def _check_decidable(request: SignOffRequest, *, at: datetime) -> None:
+    if request.status != SignOffRequest.Status.PENDING:
+        raise Conflict(
+            f"sign-off request {request.pk} is {request.get_status_display().lower()}; "
+            "only pending requests are decided"
+        )
+    if request.expires_at <= at:
+        raise Conflict(f"sign-off request {request.pk} expired at {request.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+def _check_version_unchanged(request: SignOffRequest) -> None:
+    version = request.version
+    if version.status != request.from_status:
+        raise InvalidTransition(
+            f"{version} is now {version.status}, but sign-off request {request.pk} is for {request.transition}: "
+            "it can no longer be approved; the requester withdraws it",
+            detail={"from": version.status, "to": request.to_status},
+        )
+    if signoff_selectors.version_fingerprint(version) != request.version_fingerprint:
+        raise Conflict(
+            f"{version} changed since sign-off request {request.pk} was submitted (artifact, code, parameters or "
+            "datasets): approvals would not be for what was submitted; the requester withdraws and submits again"
+        )
+
+
+def signoff_respond(*, actor: Actor, request: SignOffRequest, verdict: str, comment: str) -> SignOffRequest:
+    """An approver approves, rejects or asks for changes, with a comment.
+
+    Four eyes: the approver holds a role the request's approval requirements name (for an
+    approval, one still missing), is neither the requester nor a developer of the model
+    (nor, approving for use, who submitted or validated the version: SOD-2, -3, -6, -8,
+    each refusal audited), and answers once per round. An approval on a version that changed
+    since submission is refused. When an approval arrives the policies are evaluated again
+    with the approvals so far: still missing approvals keep the request pending; a denial
+    blocks it with the rules' reasons; an allow makes the transition, as this approver,
+    in the same transaction."""
+    actor = _require_person(actor, "deciding a sign-off request")
+    if verdict not in SignOffResponse.Verdict.values:
+        raise ValidationError({"verdict": [f"must be one of {', '.join(SignOffResponse.Verdict.values)}"]})
+    comment = _clean_text(comment, "comment", what="a comment")
+    visible = signoff_selectors.signoff_request_list(user=actor).filter(pk=request.pk).first()
+    if visible is None:
+        raise NotPermitted(f"{actor.get_username()} may not decide sign-off request {request.pk} (not in scope)")
+    request = SignOffRequest.objects.select_related("version__model", "requested_by").get(pk=request.pk)
+    _check_decidable(request, at=timezone.now())
+    approving = verdict == SignOffResponse.Verdict.APPROVE
+    roles = signoff_selectors.user_roles(actor)
+    eligible = (
+        signoff_selectors.open_approval_roles(request.required_approvals)
+        if approving
+        else signoff_selectors.all_approval_roles(request.required_approvals)
+    )
+    if not set(roles) & eligible:
+        raise NotPermitted(
+            f"{actor.get_username()} ({', '.join(roles) or 'no role'}) may not {verdict.replace('_', ' ')} sign-off "
+            f"request {request.pk}: {'the approvals still missing need' if approving else 'its approvers hold'} "
+            f"one of: {', '.join(sorted(eligible)) or 'none'}"
+        )
+    transition = lifecycle.transition_for(request.from_status, request.to_status)
+    rule = segregation.signoff_refusal(
+        user=actor,
+        version=request.version,
+        requester_id=request.requested_by_id,
+        transition=transition,
+        approving=approving,
+    )
+    if rule is not None:
+        _record_sod_refusal(actor=actor, rule=rule, request=request, verdict=verdict)
+        raise NotPermitted(f"{rule.id}: {rule.title}", detail={"rule": rule.id})
+    if approving:
+        _check_version_unchanged(request)
+    return _signoff_record_response(actor=actor, request=request, verdict=verdict, comment=comment, roles=roles)
+
+
+@audited_change()
+def _record_sod_refusal(*, actor: AbstractBaseUser, rule: Any, request: SignOffRequest, verdict: str) -> None:
+    record_event(
+        actor=actor,
+        action="sod.refused",
+        target=request,
+        after={
+            "rule": rule.id,
+            "title": rule.title,
+            "references": list(rule.references),
+            "attempted": f"{verdict} sign-off request {request.pk} ({request.transition})",
+        },
+    )
+
+
+@audited_change()
+def _signoff_record_response(
+    *, actor: AbstractBaseUser, request: SignOffRequest, verdict: str, comment: str, roles: list[str]
+) -> SignOffRequest:
+    from models_registry import services as registry_services
+
+    request = _locked_request(request)
+    now = timezone.now()
+    _check_decidable(request, at=now)
+    if request.responses.filter(round=request.round, approver=actor).exists():
+        raise Conflict(f"{actor.get_username()} already answered sign-off request {request.pk} in this round")
+    before = _request_snapshot(request)
+    response = SignOffResponse.objects.create(
+        request=request,
+        round=request.round,
+        approver=actor,
+        approver_label=actor.get_username(),
+        roles=roles,
+        verdict=verdict,
+        comment=comment,
+        decided_at=now,
+    )
+    record_event(
+        actor=actor,
+        action=f"signoff.{verdict}",
+        target=response,
+        after={
+            "request": request.pk,
+            "round": response.round,
+            "verdict": verdict,
+            "roles": roles,
+            "comment": comment,
+            "transition": request.transition,
+            "version": request.version_id,
+        },
+        reason=comment,
+    )
+    if verdict != SignOffResponse.Verdict.APPROVE:
+        request.status = (
+            SignOffRequest.Status.REJECTED
+            if verdict == SignOffResponse.Verdict.REJECT
+            else SignOffRequest.Status.CHANGES_REQUESTED
+        )
+        if request.status == SignOffRequest.Status.REJECTED:
+            request.closed_at = now
+        request.save()
+        record_event(
+            actor=actor,
+            action=f"signoff.{request.status}",
+            target=request,
+            before=before,
+            after=_request_snapshot(request),
+            reason=comment,
+        )
+        notifications.requester_told(
+            request,
+            "was rejected" if verdict == SignOffResponse.Verdict.REJECT else "needs changes",
+            f"{actor.get_username()}: {comment}",
+        )
+        return request
+
+    # The approval: the policies decide again, now, with every approval of this round.
+    approvals = signoff_selectors.current_responses(request)
+    decision = policy_evaluate(
+        actor=actor,
+        version=request.version,
+        trigger=request.transition,
+        at=now,
+        signoff=_signoff_section(request, approvals),
+        deployment=request.deployment,
+        reason=f"sign-off request {request.pk}: approval by {actor.get_username()}",
+    )
+    request.latest_decision = decision
+    request.required_approvals = decision.required_approvals
+    request.reasons = decision.reasons()
+    if decision.outcome == PolicyDecision.Outcome.ALLOW:
+        registry_services.model_version_transition_signed_off(
+            actor=actor,
+            version=request.version,
+            to_status=request.to_status,
+            decision=decision,
+            reason=f"sign-off request {request.pk} approved by "
+            + ", ".join(r.approver_label for r in approvals if r.verdict == SignOffResponse.Verdict.APPROVE),
+        )
+        request.status, request.closed_at, action = SignOffRequest.Status.APPROVED, now, "signoff.completed"
+    elif decision.outcome == PolicyDecision.Outcome.DENY:
+        request.status, request.closed_at, action = SignOffRequest.Status.BLOCKED, now, "signoff.blocked"
+    else:
+        action = "signoff.progressed"
+    request.save()
+    record_event(
+        actor=actor,
+        action=action,
+        target=request,
+        before=before,
+        after=_request_snapshot(request),
+        policy_set_hash=decision.policy_set_hash,
+    )
+    if request.status == SignOffRequest.Status.APPROVED:
+        notifications.requester_told(request, f"was approved: the version is now {request.to_status}")
+    elif request.status == SignOffRequest.Status.BLOCKED:
+        notifications.requester_told(
+            request,
+            "is blocked by the policies in force",
+            "\n".join(
+                f"{item['id']}: {item['message']} ({'; '.join(item['references'])})"
+                for item in request.reasons
+                if item["outcome"] == "deny"
+            ),
+        )
+    return request
+
+
+def _check_request_owner(actor: AbstractBaseUser, request: SignOffRequest, action: str) -> None:
+    """The requester, or someone who may change the model, manages a request."""
+    if actor.pk == request.requested_by_id:
+        return
+    visible = model_version_list(user=actor).filter(pk=request.version_id).exists()
+    if not (visible and can_change_model(user=actor, model=request.model)):
+        raise NotPermitted(
+            f"{actor.get_username()} may not {action} sign-off request {request.pk}: only its requester or someone "
+            "who may change the model does"
+        )
+
+
+@audited_change()
+def signoff_withdraw(*, actor: Actor, request: SignOffRequest, reason: str) -> SignOffRequest:
+    """The requester (or someone who may change the model) withdraws an open request."""
+    actor = _require_person(actor, "withdrawing a sign-off request")
+    reason = _clean_text(reason, "reason", what="a reason")
+    request = _locked_request(request)
+    _check_request_owner(actor, request, "withdraw")
+    if not request.is_open:
+        raise Conflict(f"sign-off request {request.pk} is {request.get_status_display().lower()}, not open")
+    before = _request_snapshot(request)
+    request.status = SignOffRequest.Status.WITHDRAWN
+    request.closed_at = timezone.now()
+    request.save()
+    record_event(
+        actor=actor,
+        action="signoff.withdrawn",
+        target=request,
+        before=before,
+        after=_request_snapshot(request),
+        reason=reason,
+    )
+    return request
+
+
+def signoff_amend(
+    *,
+    actor: Actor,
+    request: SignOffRequest,
+    justification: str,
+    evidence: Sequence[Mapping[str, Any]],
+    deployment: Mapping[str, Any] | None = None,
+) -> SignOffRequest:
+    """After changes were requested, the requester answers with a new justification and
+    evidence (and deployment proposal): a new round starts, earlier approvals no longer
+    count, and the policies are evaluated again as at submission."""
+    actor = _require_person(actor, "amending a sign-off request")
+    request = SignOffRequest.objects.select_related("version__model", "requested_by").get(pk=request.pk)
+    _check_request_owner(actor, request, "amend")
+    if request.status != SignOffRequest.Status.CHANGES_REQUESTED:
+        raise Conflict(
+            f"sign-off request {request.pk} is {request.get_status_display().lower()}; only a request "
+            "whose approvers asked for changes is amended"
+        )
+    justification = _clean_text(justification, "justification", what="a justification")
+    cleaned_evidence = _clean_evidence(evidence)
+    cleaned_deployment = _clean_deployment(request.to_status, deployment)
+    version = request.version
+    if version.status != request.from_status:
+        raise InvalidTransition(
+            f"{version} is now {version.status}; sign-off request {request.pk} is for {request.transition}"
+        )
+    now = timezone.now()
+    amended = SignOffRequest(
+        pk=request.pk,
+        version=version,
+        model=request.model,
+        from_status=request.from_status,
+        to_status=request.to_status,
+        requested_by=request.requested_by,
+        justification=justification,
+        evidence=cleaned_evidence,
+        submitted_at=request.submitted_at,
+    )
+    decision = policy_evaluate(
+        actor=actor,
+        version=version,
+        trigger=request.transition,
+        at=now,
+        signoff=_signoff_section(amended, []),
+        deployment=cleaned_deployment,
+        reason=f"sign-off request {request.pk} amended",
+    )
+    _refuse_unless_requestable(decision, request.transition, version)
+    return _signoff_apply_amendment(
+        actor=actor,
+        request=request,
+        justification=justification,
+        evidence=cleaned_evidence,
+        deployment=cleaned_deployment,
+        decision=decision,
+    )
+
+
+@audited_change()
+def _signoff_apply_amendment(
+    *,
+    actor: AbstractBaseUser,
+    request: SignOffRequest,
+    justification: str,
+    evidence: list[dict[str, str]],
+    deployment: dict[str, Any] | None,
+    decision: PolicyDecision,
+) -> SignOffRequest:
+    request = _locked_request(request)
+    if request.status != SignOffRequest.Status.CHANGES_REQUESTED:
+        raise Conflict(f"sign-off request {request.pk} is {request.get_status_display().lower()} now")
+    before = _request_snapshot(request)
+    request.justification = justification
+    request.evidence = evidence
+    request.deployment = deployment
+    request.round += 1
+    request.status = SignOffRequest.Status.PENDING
+    request.version_fingerprint = signoff_selectors.version_fingerprint(request.version)
+    request.required_approvals = decision.required_approvals
+    request.reasons = decision.reasons()
+    request.latest_decision = decision
+    request.save()
+    record_event(actor=actor, action="signoff.amended", target=request, before=before, after=_request_snapshot(request))
+    _notify_approvers(request)
+    return request
+
+
+@audited_change()
+def signoff_expire_due(*, actor: Actor | None = None, at: datetime | None = None) -> list[int]:
+    """Close every open request past its expiry (the periodic job; also safe to run by hand).
+    Returns the ids closed; each is an audit event and its requester is told."""
+    actor = actor or SystemActor("signoff-expiry")
+    now = at or timezone.now()
+    expired = []
+    due = SignOffRequest.objects.select_for_update().select_related("version__model", "requested_by")
+    for request in due.filter(status__in=SignOffRequest.OPEN_STATUSES, expires_at__lte=now).order_by("pk"):
+        before = _request_snapshot(request)
+        request.status = SignOffRequest.Status.EXPIRED
+        request.closed_at = now
+        request.save()
+        record_event(
+            actor=actor, action="signoff.expired", target=request, before=before, after=_request_snapshot(request)
+        )
+        notifications.requester_told(request, f"expired undecided after {settings.GOVERNANCE_SIGNOFF_EXPIRY_DAYS} days")
+        expired.append(request.pk)
+    return expired
+
+
+# Findings ------------------------------------------------------------------------------
+
+FINDING_UPDATABLE = frozenset({"status", "due_date", "resolution", "remediation_owner"})
+
+
+def _finding_snapshot(finding: Finding) -> dict[str, Any]:
+    return snapshot(finding)
+
+
+def _check_finding_manager(actor: AbstractBaseUser, version: ModelVersion, action: str) -> None:
+    """The validation function: not a developer of the model and, for validators, assigned to it."""
+    if signoff_selectors.is_developer(user=actor, model=version.model):
+        raise NotPermitted(
+            f"{actor.get_username()} develops {version.model} and may not {action} (validation findings are the "
+            "independent validation's)"
+        )
+    independent_oversight = actor.has_perm("models_registry.oversee_model")
+    if not independent_oversight and not can_validate(user=actor, model=version.model):
+        raise NotPermitted(f"{actor.get_username()} is not assigned to validate {version.model} and may not {action}")
+
+
+def _check_remediation_owner(user: AbstractBaseUser, version: ModelVersion) -> None:
+    if not user.is_active or not model_version_list(user=user).filter(pk=version.pk).exists():
+        raise ValidationError(
+            {"remediation_owner": [f"{user.get_username()} cannot see {version} and so cannot remediate it"]}
+        )
+
+
+def _clean_due_date(value: Any) -> date:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise ValidationError({"due_date": ["a date (YYYY-MM-DD) is required"]})
+    if value < timezone.now().date():
+        raise ValidationError({"due_date": [f"{value} is in the past"]})
+    return value
+
+
+@audited_change()
+def finding_raise(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    severity: str,
+    title: str,
+    description: str,
+    remediation_owner: AbstractBaseUser,
+    due_date: date,
+) -> Finding:
+    """A validator (or the risk or compliance function) raises a finding on a version.
+    Open high and critical findings block approval and deployment (policy FINDINGS-01)."""
+    actor = _require_person(actor, "raising a finding")
+    if not actor.has_perm("governance.add_finding"):
+        raise NotPermitted(f"{actor.get_username()} may not raise findings (needs governance.add_finding)")
+    visible = model_version_list(user=actor).filter(pk=version.pk).first()
+    if visible is None:
+        raise NotPermitted(f"{actor.get_username()} may not raise findings on {version} (not in scope)")
+    _check_finding_manager(actor, visible, "raise findings on it")
+    if severity not in Finding.Severity.values:
+        raise ValidationError({"severity": [f"must be one of {', '.join(Finding.Severity.values)}"]})
+    finding = Finding(
+        model=visible.model,
+        version=visible,
+        severity=severity,
+        title=_clean_text(title, "title", what="a title"),
+        description=_clean_text(description, "description", what="a description"),
+        remediation_owner=remediation_owner,
+        due_date=_clean_due_date(due_date),
+        raised_by=actor,
+        raised_at=timezone.now(),
+    )
+    _check_remediation_owner(remediation_owner, visible)
+    finding.full_clean()
+    finding.save()
+    record_event(actor=actor, action="finding.raised", target=finding, after=_finding_snapshot(finding))
+    return finding
+
+
+@audited_change()
+def finding_update(*, actor: Actor, finding: Finding, changes: Mapping[str, Any], reason: str = "") -> Finding:
+    """Move a finding along (open -> in remediation -> closed, or reopen) or change its due date,
+    resolution or remediation owner.
+
+    The remediation owner, the model's owner or developers and the validation function mark
+    progress (``in_remediation``, back to ``open``); only the validation function (holders of
+    ``close_finding`` who did not develop the model) closes a finding, with a resolution, and
+    changes its due date or remediation owner. Closing or reopening needs a reason."""
+    actor = _require_person(actor, "changing a finding")
+    unknown = sorted(set(changes) - FINDING_UPDATABLE)
+    if unknown:
+        raise ValidationError({field: ["cannot be changed"] for field in unknown})
+    finding = Finding.objects.select_for_update().select_related("version__model").get(pk=finding.pk)
+    version = finding.version
+    if (
+        not actor.has_perm("governance.change_finding")
+        or not model_version_list(user=actor).filter(pk=version.pk).exists()
+    ):
+        raise NotPermitted(f"{actor.get_username()} may not change finding {finding.pk}")
+    before = _finding_snapshot(finding)
+    status = changes.get("status", finding.status)
+    if status not in Finding.Status.values:
+        raise ValidationError({"status": [f"must be one of {', '.join(Finding.Status.values)}"]})
+    closes = status == Finding.Status.CLOSED and finding.status != Finding.Status.CLOSED
+    reopens = finding.status == Finding.Status.CLOSED and status != Finding.Status.CLOSED
+    manages = closes or reopens or "due_date" in changes or "remediation_owner" in changes
+    if manages:
+        if not actor.has_perm("governance.close_finding"):
+            raise NotPermitted(
+                f"{actor.get_username()} may not close or reopen findings or change their due date or owner "
+                "(needs governance.close_finding: the validation function)"
+            )
+        _check_finding_manager(actor, version, "close, reopen or reassign its findings")
+        if (closes or reopens) and not reason.strip():
+            raise ValidationError({"reason": ["closing or reopening a finding needs a reason"]})
+    if "due_date" in changes:
+        finding.due_date = _clean_due_date(changes["due_date"])
+    if "remediation_owner" in changes:
+        _check_remediation_owner(changes["remediation_owner"], version)
+        finding.remediation_owner = changes["remediation_owner"]
+    if "resolution" in changes:
+        finding.resolution = str(changes["resolution"] or "").strip()
+    if closes:
+        if not finding.resolution:
+            raise ValidationError({"resolution": ["a closed finding states how it was resolved"]})
+        finding.closed_at, finding.closed_by = timezone.now(), actor
+    elif reopens:
+        finding.closed_at, finding.closed_by = None, None
+    finding.status = status
+    after = _finding_snapshot(finding)
+    if after == before:
+        return finding
+    finding.full_clean()
+    finding.save()
+    action = "finding.closed" if closes else "finding.reopened" if reopens else "finding.updated"
+    record_event(
+        actor=actor, action=action, target=finding, before=before, after=_finding_snapshot(finding), reason=reason
+    )
+    return finding

@@ -253,9 +253,32 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # `celery -A governance beat` runs these; each report cites a checkpoint, so the log is
 # signed at least this often (and never when idle: the task skips an unchanged log).
 GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL = env_int("GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=60)
+# Sign-off requests: overdue (flagged to compliance, approvers reminded) when undecided after
+# GOVERNANCE_SIGNOFF_DUE_DAYS; closed as expired after GOVERNANCE_SIGNOFF_EXPIRY_DAYS.
+GOVERNANCE_SIGNOFF_EXPIRY_DAYS = env_int("GOVERNANCE_SIGNOFF_EXPIRY_DAYS", 30, minimum=1)
+GOVERNANCE_SIGNOFF_DUE_DAYS = env_int("GOVERNANCE_SIGNOFF_DUE_DAYS", 10, minimum=1)
+if GOVERNANCE_SIGNOFF_DUE_DAYS > GOVERNANCE_SIGNOFF_EXPIRY_DAYS:
+    raise ImproperlyConfigured(
+        f"GOVERNANCE_SIGNOFF_DUE_DAYS ({GOVERNANCE_SIGNOFF_DUE_DAYS}) must not exceed "
+        f"GOVERNANCE_SIGNOFF_EXPIRY_DAYS ({GOVERNANCE_SIGNOFF_EXPIRY_DAYS})"
+    )
+GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL = env_int("GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.make_checkpoint", "schedule": float(GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL)},
+    "signoff-expiry": {"task": "governance.expire_signoffs", "schedule": float(GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL)},
 }
+
+# Notifications to approvers and requesters (Django email). The console backend prints them;
+# set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc. for SMTP.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "model-governance@localhost")
+# Where links in notifications point (the admin's address as users reach it).
+GOVERNANCE_BASE_URL = env_str("GOVERNANCE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 
 def _lockout_parameters(name: str, default: str) -> list[str | list[str]]:

@@ -41,6 +41,14 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("retire", S.SUSPENDED, S.RETIRED, "Retire"),
 )
 
+# Transitions into use: approval for use, deployment and reinstatement. Once a policy set is in
+# force, they happen through a sign-off request whose approvers the policies name
+# (governance.services.signoff_submit); a direct transition is refused while approvals are
+# required.
+SIGNOFF_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
+    {(S.VALIDATED.value, S.APPROVED.value), (S.APPROVED.value, S.DEPLOYED.value), (S.SUSPENDED.value, S.DEPLOYED.value)}
+)
+
 _BY_EDGE: dict[tuple[S, S], Transition] = {(t.source, t.target): t for t in TRANSITIONS}
 
 

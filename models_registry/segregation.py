@@ -76,6 +76,11 @@ ONLY_DEVELOPERS_DEVELOP = Rule(
     "its versions through development",
     ("MiFID II RTS 6 Art. 5",),
 )
+SIGNOFF_REQUESTER_MAY_NOT_DECIDE = Rule(
+    "SOD-8",
+    "whoever requested a sign-off may not approve, reject or ask for changes to it (four eyes)",
+    ("MiFID II RTS 6 Art. 5", "PRA SS1/23 Principle 2"),
+)
 RULES = (
     DEVELOPER_MAY_NOT_VALIDATE,
     DEVELOPER_MAY_NOT_APPROVE,
@@ -84,6 +89,7 @@ RULES = (
     VALIDATOR_MUST_BE_INDEPENDENT,
     VALIDATOR_MAY_NOT_APPROVE,
     ONLY_DEVELOPERS_DEVELOP,
+    SIGNOFF_REQUESTER_MAY_NOT_DECIDE,
 )
 
 # Transitions that record the independent validation's outcome, and the approval.
@@ -142,6 +148,24 @@ def transition_refusal(*, user: AbstractBaseUser, version: ModelVersion, transit
     if edge in APPROVALS:
         if _is_developer(user, model):
             return DEVELOPER_MAY_NOT_APPROVE
+        if _submitted_by(version) == user.pk:
+            return REQUESTER_MAY_NOT_APPROVE
+        if _validated_by(version) == user.pk:
+            return VALIDATOR_MAY_NOT_APPROVE
+    return None
+
+
+def signoff_refusal(
+    *, user: AbstractBaseUser, version: ModelVersion, requester_id: int, transition: Transition, approving: bool
+) -> Rule | None:
+    """The rule that forbids ``user`` to decide a sign-off request for ``transition`` of
+    ``version`` asked by ``requester_id``: never the requester nor a developer; for an
+    approval for use, never who submitted the version for validation or validated it."""
+    if user.pk == requester_id:
+        return SIGNOFF_REQUESTER_MAY_NOT_DECIDE
+    if _is_developer(user, version.model):
+        return DEVELOPER_MAY_NOT_APPROVE
+    if approving and (transition.source.value, transition.target.value) in APPROVALS:
         if _submitted_by(version) == user.pk:
             return REQUESTER_MAY_NOT_APPROVE
         if _validated_by(version) == user.pk:

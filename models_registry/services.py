@@ -475,6 +475,55 @@ def model_version_transition(*, actor: Actor, version: ModelVersion, to_status: 
         )
         if rule is not None:
             _refuse_by_rule(actor=actor, rule=rule, target=version, attempted=f"{version.status} -> {to_status}")
+    _policy_gate(actor=actor, version=version, to_status=to_status, reason=reason)
+    return _transition(actor=actor, version=version, to_status=to_status, reason=reason)
+
+
+def _policy_gate(*, actor: Actor, version: ModelVersion, to_status: str, reason: str) -> None:
+    """Once a policy set is in force, every transition is evaluated against it first; the
+    decision is stored (and audited) in its own transaction, so a refusal keeps its record.
+
+    Refused: a denial (``PolicyDenied`` with each rule's message and references) and a
+    transition still needing approvals (``SignOffRequired``: it happens only through a
+    sign-off request). With no set in force, the state machine and segregation of duties
+    decide alone (docs/signoffs.md)."""
+    from governance import services as governance_services
+    from governance.errors import PolicyDenied, SignOffRequired
+    from governance.policy import store as policy_store
+
+    if policy_store.active_policy_set() is None:
+        return
+    trigger = f"{lifecycle.transition_for(version.status, to_status).source.value}->{to_status}"
+    decision = governance_services.policy_evaluate(actor=actor, version=version, trigger=trigger, reason=reason)
+    if decision.allowed:
+        return
+    if decision.outcome == decision.Outcome.REQUIRE_APPROVAL:
+        needed = [item for item in decision.required_approvals if not item["satisfied"]]
+        raise SignOffRequired(
+            f"{trigger} of {version} needs approvals ("
+            + "; ".join(f"{item['rule']}: {item['count']} of {', '.join(item['roles'])}" for item in needed)
+            + "): submit a sign-off request",
+            detail={"decision": decision.pk, "required_approvals": needed},
+        )
+    denied = [reason for reason in decision.reasons() if reason["outcome"] == "deny"]
+    raise PolicyDenied(
+        f"the policies in force deny {trigger} of {version}: "
+        + " ".join(f"{item['id']}: {item['message']}" for item in denied),
+        detail={"decision": decision.pk, "reasons": denied},
+    )
+
+
+def model_version_transition_signed_off(
+    *, actor: Actor, version: ModelVersion, to_status: str, decision: Any, reason: str
+) -> ModelVersion:
+    """The transition a completed sign-off request asked for, made as its last approver.
+
+    Only the sign-off workflow calls this, inside its own transaction, with the policy
+    decision that allowed this very transition of this version at the last approval; the
+    approvers' eligibility and segregation of duties were checked there."""
+    trigger = f"{version.status}->{to_status}"
+    if not (decision.allowed and decision.version_id == version.pk and decision.trigger == trigger):
+        raise Conflict(f"decision {decision.pk} does not allow {trigger} of {version}")
     return _transition(actor=actor, version=version, to_status=to_status, reason=reason)
 
 

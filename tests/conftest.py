@@ -18,7 +18,7 @@ from audit.services import SystemActor
 from governance import services as governance_services
 from governance.roles import Role
 from models_registry import services
-from tests.factories import PRICE_CSV, DeskFactory, UserFactory, skops_classifier_bytes
+from tests.factories import PRICE_CSV, DeskFactory, UserFactory, csv_bytes, skops_classifier_bytes
 
 
 @pytest.fixture
@@ -101,6 +101,70 @@ def make_version(owner, make_model):
         return services.model_version_create(actor=data.pop("actor", model.owner), model=model, **data)
 
     return make
+
+
+# Policies and sign-offs: a version that can be approved under the shipped policy set.
+
+
+@pytest.fixture
+def risk_manager(db):
+    return UserFactory(username="rhea", roles=[Role.RISK_MANAGER])
+
+
+@pytest.fixture
+def active_set(compliance):
+    """The shipped policy set, activated by a compliance officer."""
+    policy_set, _ = governance_services.policy_set_activate(actor=compliance)
+    return policy_set
+
+
+def _prices(dates: list[str]) -> bytes:
+    rows = "\n".join(f"{day},10.0,10.5,9.8,10.2,10.2,1000" for day in dates)
+    return csv_bytes(f"Date,Open,High,Low,Close,Adj Close,Volume\n{rows}\n")
+
+
+PERIODS = {
+    "training": ["2019-01-02", "2019-06-03", "2019-12-31"],
+    "validation": ["2020-01-02", "2020-06-01", "2020-12-31"],
+    "test": ["2021-01-04", "2021-06-01", "2021-12-31"],
+}
+
+
+@pytest.fixture
+def split_datasets(make_dataset, owner):
+    """Training, validation and test datasets over disjoint years, each validated (passed)."""
+    made = {}
+    for role, dates in PERIODS.items():
+        dataset = make_dataset(name=f"prices-{role}", content=_prices(dates))
+        made[role] = services.dataset_validate(actor=owner, dataset=dataset)
+    return made
+
+
+@pytest.fixture
+def submitted_version(make_model, make_version, split_datasets, owner):
+    """A version with a problem definition and three datasets, submitted for validation by its owner."""
+    model = make_model(
+        name="eq-policy",
+        objectives="Predict next-day direction.",
+        success_criteria="Accuracy above 53% out of sample.",
+        constraints="Daily bars; long or flat.",
+    )
+    version = make_version(
+        model=model,
+        training_dataset=split_datasets["training"],
+        validation_dataset=split_datasets["validation"],
+        test_dataset=split_datasets["test"],
+    )
+    for status in ("in_development", "submitted_for_validation"):
+        version = services.model_version_transition(actor=owner, version=version, to_status=status)
+    return version
+
+
+@pytest.fixture
+def validated_version(submitted_version, validator, compliance):
+    """``submitted_version`` validated by an assigned, independent validator."""
+    services.validation_assign(actor=compliance, model=submitted_version.model, validator=validator)
+    return services.model_version_transition(actor=validator, version=submitted_version, to_status="validated")
 
 
 @pytest.fixture

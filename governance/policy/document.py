@@ -6,12 +6,13 @@ A selector: it reads and never writes. ``build_input_document`` serves one evalu
 docs/policies.md; ``SCHEMA_VERSION`` changes whenever a field is removed or changes
 meaning (adding a field does not break rules, but is documented too).
 
-Schema version 1 reserves four sections that later parts of the system fill: the latest
-risk assessment (``risk_assessment``: null), open and closed validation findings
-(``findings``: empty), the sign-off request being decided (``signoff``: null) and the
-proposed deployment (``deployment``: null). Their shape is fixed here already, so that
-rules can be written against it; a caller that has such data (the sign-off workflow) passes
-it in and it is validated against that shape.
+Schema version 1 reserves sections that later parts of the system fill: the latest risk
+assessment (``risk_assessment``: null until risk-assessment jobs exist), the sign-off request
+being decided (``signoff``: null unless the sign-off workflow passes it) and the proposed
+deployment (``deployment``: null unless passed). Their shape is fixed here, so that rules can
+be written against it; a caller that has such data passes it in and it is validated against
+that shape. ``findings`` holds the version's validation findings from the database
+(``governance.models.Finding``), unless a caller passes its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from audit.hashing import format_timestamp
 from audit.models import Event
 from audit.services import Actor, SystemActor
 from audit.snapshot import json_safe
+from governance.models import Finding as FindingRow
 from governance.policy import triggers
 from governance.policy.schema import describe_errors
 from governance.roles import Role
@@ -163,6 +165,12 @@ def _reserved(name: str, value: Any) -> Any:
         raise ValidationError({name: describe_errors(exc)}) from exc
 
 
+def validate_section(name: str, value: Any) -> Any:
+    """A reserved section (``risk_assessment``, ``findings``, ``signoff``, ``deployment``)
+    checked against its schema-1 shape and normalised; ``ValidationError`` names the field."""
+    return _reserved(name, value)
+
+
 # The document ------------------------------------------------------------------------
 
 
@@ -244,6 +252,7 @@ def _base_document(
     developers: list[dict[str, Any]],
     validators: list[int],
     history: dict[str, dict[str, Any]],
+    findings: list[dict[str, Any]],
 ) -> dict[str, Any]:
     model = version.model
     assessment = model.tier_assessment
@@ -312,7 +321,7 @@ def _base_document(
         },
         # Reserved in schema version 1 (see the module docstring).
         "risk_assessment": None,
-        "findings": [],
+        "findings": findings,
         "signoff": None,
         "deployment": None,
     }
@@ -322,8 +331,8 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The trigger-free part of the document of each version, by version id.
 
     Queries (per 900 versions): the versions with their model, desk, owner, creator and
-    datasets; the developers of their models; their assigned validators; their lifecycle
-    events from the audit log. Unknown ids are left out.
+    datasets; the developers of their models; their assigned validators; their findings;
+    their lifecycle events from the audit log. Unknown ids are left out.
     """
     ids = list(version_ids)
     loaded: list[ModelVersion] = []
@@ -352,6 +361,24 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         for model_id, user_id in grants.values_list("content_object_id", "user_id"):
             validators[model_id].append(user_id)
 
+    findings: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in _chunks(ids):
+        rows = (
+            FindingRow.objects.filter(version_id__in=chunk)
+            .order_by("pk")
+            .values_list("version_id", "pk", "severity", "status", "title", "due_date")
+        )
+        for version_id, pk, severity, status, title, due_date in rows:
+            findings[version_id].append(
+                {
+                    "id": pk,
+                    "severity": severity,
+                    "status": status,
+                    "title": title,
+                    "due_date": due_date.isoformat() if due_date else None,
+                }
+            )
+
     history: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for chunk in _chunks([str(pk) for pk in ids]):
         events = (
@@ -375,6 +402,7 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
             developers=[{"id": pk, "username": name} for pk, name in sorted(people.items())],
             validators=sorted(set(validators[model.pk])),
             history=history[version.pk],
+            findings=findings[version.pk],
         )
     return documents
 
@@ -422,7 +450,8 @@ def build_input_document(
         requested_by=requester(requested_by),
     )
     document["risk_assessment"] = _reserved("risk_assessment", risk_assessment)
-    document["findings"] = _reserved("findings", findings)
+    if findings is not None:
+        document["findings"] = _reserved("findings", findings)
     document["signoff"] = _reserved("signoff", signoff)
     document["deployment"] = _reserved("deployment", deployment)
     return document

@@ -245,5 +245,6 @@ def test_every_rule_has_a_test_here():
         segregation.VALIDATOR_MUST_BE_INDEPENDENT,
         segregation.VALIDATOR_MAY_NOT_APPROVE,
         segregation.ONLY_DEVELOPERS_DEVELOP,
+        segregation.SIGNOFF_REQUESTER_MAY_NOT_DECIDE,  # tests/signoff/test_workflow.py
     }
     assert set(segregation.RULES) == exercised

@@ -43,7 +43,7 @@ OWN_APPS = ("governance", "models_registry", "audit")
 
 @pytest.fixture
 def existing(
-    desk, other_desk, owner, make_model, make_version, make_dataset
+    request, desk, other_desk, owner, make_model, make_version, make_dataset
 ) -> Callable[[type[models.Model]], models.Model]:
     """One existing row of each governed model, made through its service."""
 
@@ -84,6 +84,17 @@ def existing(
         "auth.group": lambda: Group.objects.get(name=Role.VALIDATOR.value),
         "governance.policyset": lambda: _policy_set(),
         "governance.policydecision": lambda: _policy_decision(make_version()),
+        "governance.signoffrequest": lambda: _signoff_request(request),
+        "governance.signoffresponse": lambda: _signoff_response(request),
+        "governance.finding": lambda: governance_services.finding_raise(
+            actor=request.getfixturevalue("validator"),
+            version=request.getfixturevalue("validated_version"),
+            severity="low",
+            title="walk",
+            description="walk",
+            remediation_owner=owner,
+            due_date=timezone.now().date(),
+        ),
     }
 
     def build(model: type[models.Model]) -> models.Model:
@@ -102,6 +113,26 @@ def _policy_set() -> models.Model:
 def _policy_decision(version: models.Model) -> models.Model:
     _policy_set()
     return governance_services.policy_evaluate(actor=SystemActor("tests"), version=version, trigger="periodic")
+
+
+def _signoff_request(request: pytest.FixtureRequest) -> models.Model:
+    version = request.getfixturevalue("validated_version")
+    request.getfixturevalue("active_set")
+    return governance_services.signoff_submit(
+        actor=request.getfixturevalue("owner"),
+        version=version,
+        to_status="approved",
+        justification="walk",
+        evidence=[{"title": "report", "reference": "R-1"}],
+    )
+
+
+def _signoff_response(request: pytest.FixtureRequest) -> models.Model:
+    signoff = _signoff_request(request)
+    governance_services.signoff_respond(
+        actor=request.getfixturevalue("risk_manager"), request=signoff, verdict="approve", comment="walk"
+    )
+    return signoff.responses.get()
 
 
 def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
@@ -148,6 +179,9 @@ CHANGES: dict[str, dict[str, Any]] = {
     "auth.group": {"name": "changed-group"},
     "governance.policyset": {"activated_by_label": "changed"},
     "governance.policydecision": {"actor_label": "changed"},
+    "governance.signoffrequest": {"justification": "changed"},
+    "governance.signoffresponse": {"comment": "changed"},
+    "governance.finding": {"title": "changed"},
 }
 
 

@@ -1,0 +1,132 @@
+"""Reads of the sign-off workflow and findings, scoped to what the user may see.
+
+A user sees a sign-off request or a finding when they hold the model permission to view
+that kind of record and can see the version it is about (``model_version_list``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from audit import canonical
+from audit.snapshot import json_safe
+from governance.models import Finding, PolicyDecision, SignOffRequest, SignOffResponse
+from governance.roles import Role
+from models_registry.models import Model, ModelVersion
+from models_registry.selectors import model_version_list
+
+User = get_user_model()
+_ROLE_NAMES = frozenset(role.value for role in Role)
+
+
+def user_roles(user: AbstractBaseUser) -> list[str]:
+    """The role names ``user`` holds (their role groups), sorted."""
+    return sorted(name for name in user.groups.values_list("name", flat=True) if name in _ROLE_NAMES)
+
+
+def version_fingerprint(version: ModelVersion) -> str:
+    """SHA-256 of what a sign-off is about: the version's artifact, code, parameters,
+    features and its datasets' content. Anything else (status, timestamps) may change while
+    a request is open; a change to these means the approvers would approve something else."""
+    datasets = {
+        role: None if ds is None else {"id": ds.pk, "sha256": ds.content_sha256}
+        for role, ds in (
+            ("training", version.training_dataset),
+            ("validation", version.validation_dataset),
+            ("test", version.test_dataset),
+        )
+    }
+    content = {
+        "version": version.pk,
+        "label": version.version,
+        "artifact_sha256": version.artifact_sha256,
+        "code_repository": version.code_repository,
+        "code_commit": version.code_commit,
+        "hyperparameters": json_safe(version.hyperparameters),
+        "feature_names": json_safe(version.feature_names),
+        "datasets": datasets,
+    }
+    return hashlib.sha256(canonical.dumps(content)).hexdigest()
+
+
+def _with_overdue(qs: QuerySet[SignOffRequest]) -> QuerySet[SignOffRequest]:
+    now = timezone.now()
+    return qs.annotate(
+        is_overdue=Case(
+            When(status__in=SignOffRequest.OPEN_STATUSES, due_at__lt=now, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+
+
+def signoff_request_list(*, user: AbstractBaseUser) -> QuerySet[SignOffRequest]:
+    """Sign-off requests on versions ``user`` can see, with ``is_overdue`` annotated."""
+    qs = SignOffRequest.objects.select_related("model", "version", "requested_by", "latest_decision")
+    if not user.is_authenticated or not user.has_perm("governance.view_signoffrequest"):
+        return _with_overdue(qs.none())
+    return _with_overdue(qs.filter(version__in=model_version_list(user=user).values("pk")))
+
+
+def signoff_requests_needing_attention(*, user: AbstractBaseUser) -> QuerySet[SignOffRequest]:
+    """Pending, blocked and overdue requests: the compliance officer's work list."""
+    qs = signoff_request_list(user=user)
+    return qs.filter(Q(status__in=SignOffRequest.OPEN_STATUSES) | Q(status=SignOffRequest.Status.BLOCKED))
+
+
+def current_responses(request: SignOffRequest) -> list[SignOffResponse]:
+    """The responses of the request's current round, oldest first."""
+    return list(request.responses.filter(round=request.round).select_related("approver").order_by("decided_at", "pk"))
+
+
+def finding_list(*, user: AbstractBaseUser) -> QuerySet[Finding]:
+    """Findings on versions ``user`` can see."""
+    qs = Finding.objects.select_related("model", "version", "remediation_owner", "raised_by", "closed_by")
+    if not user.is_authenticated or not user.has_perm("governance.view_finding"):
+        return qs.none()
+    return qs.filter(version__in=model_version_list(user=user).values("pk"))
+
+
+def policy_decision_list(*, user: AbstractBaseUser) -> QuerySet[PolicyDecision]:
+    """Policy decisions on versions ``user`` can see (those holding ``view_policydecision``)."""
+    qs = PolicyDecision.objects.select_related("policy_set", "version", "model")
+    if not user.is_authenticated or not user.has_perm("governance.view_policydecision"):
+        return qs.none()
+    return qs.filter(version__in=model_version_list(user=user).values("pk"))
+
+
+def is_developer(*, user: AbstractBaseUser, model: Model) -> bool:
+    """The model's owner or the creator of one of its versions (as segregation of duties says)."""
+    return model.owner_id == user.pk or ModelVersion.objects.filter(model=model, created_by=user).exists()
+
+
+def approver_candidates(*, request: SignOffRequest, roles: set[str]) -> list[AbstractBaseUser]:
+    """Active people holding one of ``roles`` who could decide ``request``: they see the
+    version, did not ask for it and did not develop the model. For notifications."""
+    users = (
+        User.objects.filter(is_active=True, groups__name__in=sorted(roles))
+        .exclude(pk=request.requested_by_id)
+        .distinct()
+        .order_by("username")
+    )
+    return [
+        user
+        for user in users
+        if not is_developer(user=user, model=request.model)
+        and model_version_list(user=user).filter(pk=request.version_id).exists()
+    ]
+
+
+def open_approval_roles(required_approvals: list[dict[str, Any]]) -> set[str]:
+    """Roles named by approval requirements that are not yet satisfied."""
+    return {role for item in required_approvals if not item.get("satisfied") for role in item["roles"]}
+
+
+def all_approval_roles(required_approvals: list[dict[str, Any]]) -> set[str]:
+    return {role for item in required_approvals for role in item["roles"]}
