@@ -35,6 +35,7 @@ USERS = (
     DemoUser("bob", "Bob", "Brennan", (Role.MODEL_OWNER, Role.MODEL_DEVELOPER), desk="execution"),
     DemoUser("vera", "Vera", "Varga", (Role.VALIDATOR,)),
     DemoUser("carl", "Carl", "Castro", (Role.COMPLIANCE_OFFICER,)),
+    DemoUser("max", "Max", "Moreau", (Role.RISK_MANAGER,)),
     DemoUser("rita", "Rita", "Regan", (Role.REGULATOR,)),
     DemoUser("ian", "Ian", "Ito", (Role.INTERNAL_AUDITOR,)),
     DemoUser("admin", "Ada", "Admin", (Role.ADMINISTRATOR,), is_superuser=True),
@@ -102,7 +103,7 @@ MODELS = (
         success_criteria="Directional accuracy above 50% on the 2012-2014 test period; positive Sharpe net of costs.",
         constraints="Daily rebalancing only; at most USD 2m gross exposure; no use in execution.",
         estimator=_scaled(LinearRegression()),
-        lifecycle=("in_development",),
+        lifecycle=("in_development", "submitted_for_validation", "validated"),
     ),
     DemoModel(
         name="nvda-direction-logistic",

@@ -23,6 +23,7 @@ from django.utils import timezone
 from audit.services import SystemActor
 from governance import services as org_services
 from governance.demo import catalogue, market
+from governance.demo import signoffs as demo_signoffs
 from governance.models import Desk
 from models_registry import services as registry
 from models_registry.models import Dataset, Engagement, Model, ModelGrant, ModelVersion
@@ -39,6 +40,7 @@ class SeedReport:
     password: str = ""
     password_source: str = ""
     credentials_file: Path | None = None
+    signoffs: list[Any] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.created.append(text)
@@ -275,6 +277,9 @@ def write_summary(path: Path) -> dict[str, Any]:
 def run(*, password_from_env: str | None) -> SeedReport:
     report = SeedReport()
     users = seed_organisation(report, password_from_env=password_from_env)
+    # The policies are in force before any model moves, so every transition below is evaluated.
+    demo_signoffs.activate_policies(users, report.created)
     datasets = seed_datasets(report, users)
     seed_models(report, users, datasets)
+    report.signoffs = demo_signoffs.run(users)
     return report

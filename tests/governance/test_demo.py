@@ -26,7 +26,7 @@ from django.test import RequestFactory
 from django.test.utils import override_settings
 
 from audit.models import Event
-from governance.models import Desk
+from governance.models import Desk, PolicyDecision, PolicySet, SignOffRequest
 from governance.roles import Role
 from models_registry.artifacts import load_artifact
 from models_registry.choices import ModelType
@@ -35,7 +35,7 @@ from models_registry.models import Dataset, Model, ModelVersion
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "demo-password-for-tests-7c1e"
-USERNAMES = {"alice", "bob", "vera", "carl", "rita", "ian", "admin"}
+USERNAMES = {"alice", "bob", "vera", "carl", "max", "rita", "ian", "admin"}
 FEATURES = ["ret_1", "ret_5", "ret_20", "vol_20", "ma_gap_10", "ma_gap_50", "volume_z_20"]
 EXPECTED_COMPLEXITY = {
     "linear_regression": "low",
@@ -161,8 +161,35 @@ def test_versions_moved_through_the_lifecycle(demo):
     assert statuses["draft"] == 0
     # Validation decisions are the validator's, and each step is audited.
     decisions = Event.objects.filter(action__in=["model_version.validate", "model_version.reject"])
-    assert decisions.count() == statuses["validated"] + statuses["rejected"]
+    assert decisions.count() == statuses["validated"] + statuses["rejected"] + statuses["approved"]
     assert set(decisions.values_list("actor__username", flat=True)) == {"vera"}
+
+
+def test_the_policies_are_in_force_and_every_transition_was_evaluated(demo):
+    active = PolicySet.objects.get(is_active=True)
+    assert active.activated_by.username == "carl"
+    transitions = Event.objects.filter(action__startswith="model_version.").exclude(
+        action__in=["model_version.created", "model_version.updated"]
+    )
+    decided = PolicyDecision.objects.filter(policy_set=active)
+    assert decided.count() >= transitions.count() > 0
+
+
+def test_three_signoff_outcomes_approved_blocked_rejected(demo):
+    requests = {r.model.name: r for r in SignOffRequest.objects.select_related("model", "version")}
+    approved = requests["nvda-direction-logistic"]
+    assert approved.status == "approved" and approved.version.status == "approved"
+    assert sorted(approved.responses.values_list("approver__username", flat=True)) == ["carl", "max"]
+    blocked = requests["orcl-regime-tree"]
+    assert blocked.status == "blocked" and blocked.version.status == "validated"
+    denial = next(r for r in blocked.reasons if r["outcome"] == "deny")
+    assert denial["id"] == "FINDINGS-01" and "Regime labels" in denial["message"]
+    assert "MiFID II RTS 6 Art. 9 (deficiencies remedied)" in denial["references"]
+    assert f"FINDINGS-01: {denial['message']}" in demo.first_output
+    rejected = requests["nvda-next-day-return-linear"]
+    assert rejected.status == "rejected" and rejected.version.status == "validated"
+    assert rejected.responses.get().verdict == "reject"
+    assert len(requests) == 3
 
 
 def test_summary_file(demo):

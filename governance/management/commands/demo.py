@@ -16,6 +16,7 @@ from audit import signing
 from audit.services import SystemActor, checkpoint_if_grown
 from audit.verify import verify_log
 from governance.demo import seed
+from governance.demo import signoffs as demo_signoffs
 
 
 class Command(BaseCommand):
@@ -51,6 +52,9 @@ class Command(BaseCommand):
             out.write(
                 f"  {m['name']:<30} {m['type']:<20} {m['complexity']:<9} tier {m['risk_tier']}  {m['lifecycle_status']}"
             )
+        out.write("\nSign-off requests (policies in force, approvers named by them):")
+        for line in demo_signoffs.describe(report.signoffs):
+            out.write(line)
         failed = [d["name"] for d in summary["datasets"] if d["validation"] != "passed"]
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
         out.write(f"Summary written to {summary_path}")
@@ -66,7 +70,8 @@ class Command(BaseCommand):
         else:
             out.write(self.style.ERROR(f"Audit log verification FAILED: first bad seq: {audit.first_bad_seq}"))
         out.write(
-            f"\nUsers: alice, bob (model owners), vera (validator), carl (compliance), rita (regulator), "
+            f"\nUsers: alice, bob (model owners), vera (validator), carl (compliance), max (risk manager), "
+            f"rita (regulator), "
             f"ian (internal auditor), admin (superuser)\nPassword ({report.password_source}): {report.password}\n"
             f"Also saved in {report.credentials_file}"
         )
