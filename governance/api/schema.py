@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
@@ -26,3 +27,20 @@ class TokenScheme(OpenApiAuthenticationExtension):
                 "refreshed. `DELETE /api/auth/token/` revokes it."
             ),
         }
+
+
+class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
+    """Writes a ``NamedChoiceField``'s values as the enum component it names, once."""
+
+    target_class = "governance.api.signoff_serializers.NamedChoiceField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        field = self.target
+        component = ResolvedComponent(
+            name=field.enum_name,
+            type=ResolvedComponent.SCHEMA,
+            object=field.enum_name,
+            schema={"type": "string", "enum": [str(value) for value in field.choices]},
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
