@@ -168,6 +168,8 @@ def _advance(
     version: ModelVersion, spec: catalogue.DemoModel, users: dict[str, AbstractBaseUser], report: SeedReport
 ) -> None:
     path = list(spec.lifecycle)
+    if version.status not in path and version.status != "draft":
+        return  # moved on beyond the seeded path (a sign-off approved it): nothing to redo
     # Take only the steps after the version's current status.
     start = path.index(version.status) + 1 if version.status in path else 0
     for status in path[start:]:

@@ -111,7 +111,7 @@ def test_an_evaluation_stores_the_decision_and_its_audit_event(active_set, valid
     stored = PolicyDecision.objects.get(pk=decision.pk)
     assert stored.input_sha256 == hashlib.sha256(rfc8785.dumps(stored.input_document)).hexdigest()
     assert stored.input_document["requested_by"]["username"] == "rhea"
-    event = Event.objects.get(action="policy.decided")
+    event = Event.objects.get(action="policy.decided", object_id=str(decision.pk))
     assert event.policy_set_hash == active_set.content_hash
     assert event.object_type == "governance.policydecision" and event.object_id == str(decision.pk)
     assert event.after["outcome"] == "require_approval" and event.after["input_sha256"] == stored.input_sha256
