@@ -172,7 +172,7 @@ class EventAdmin(_ReadOnlyAdmin):
         ("Integrity", {"fields": ["leaf_hash", "prev_hash", "entry_hash", "proof_link"]}),
     ]
     readonly_fields = [
-        *(f.name for f in Event._meta.fields if f.name not in ("before", "after")),
+        *(f.name for f in Event._meta.fields if f.name not in ("before", "after", "canonical")),
         "object_link",
         "history_link",
         "diff_display",

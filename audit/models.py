@@ -29,6 +29,11 @@ class Event(models.Model):
     ``before`` and ``after`` are JSON snapshots of the governed object (``None`` for a
     create's before and a delete's after). Actors are users, or a named system actor
     (``actor`` null, ``actor_label`` such as ``system:demo``) for jobs and commands.
+
+    ``canonical`` is the event's RFC 8785 text, exactly the bytes its leaf hash covers,
+    written with it; the verifier hashes it and has the database check that the other
+    columns say the same (audit/verify.py, docs/decisions/0011). On SQLite ``before`` and
+    ``after`` hold their RFC 8785 text too (any JSON text reads back the same).
     """
 
     seq = models.BigIntegerField(primary_key=True)
@@ -50,6 +55,7 @@ class Event(models.Model):
     leaf_hash = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
+    canonical = models.TextField(default="", editable=False)
 
     objects = EventQuerySet.as_manager()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from django.db.models import Field
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from audit import context, hashing, merkle, scope, signing
+from audit import canonical, context, hashing, merkle, scope, signing
 from audit.models import Checkpoint, Event, Head, TreeNode
 from audit.selectors import stored_node
 from audit.snapshot import json_safe
@@ -64,10 +65,12 @@ _MAX_ROWS_PER_INSERT = 500
 
 
 def _content(actor: Actor | AnonymousUser | None, ctx: context.RequestContext, entry: EventEntry) -> dict[str, Any]:
-    """An event's recorded content, less seq and timestamp (which need the lock).
+    """An event's recorded content, less seq and timestamp (which need the lock), with the
+    RFC 8785 text of ``before`` and ``after`` (``before_text``, ``after_text``; ``None`` for
+    ``None``).
 
     Built before the lock is taken, so that concurrent writers queue only for the
-    hashing and the three statements that must be serial.
+    hashing and the statements that must be serial.
     """
     unknown = set(entry) - _ENTRY_KEYS
     if unknown:
@@ -80,6 +83,8 @@ def _content(actor: Actor | AnonymousUser | None, ctx: context.RequestContext, e
         object_id = object_id if object_id is not None else target.pk
     scope.note_audited(object_type or "", "" if object_id is None else object_id)
     before, after = entry.get("before"), entry.get("after")
+    before = json_safe(before) if before is not None else None
+    after = json_safe(after) if after is not None else None
     return {
         "actor_id": actor.pk if isinstance(actor, AbstractBaseUser) else None,
         "actor_label": actor_label(actor),
@@ -87,8 +92,8 @@ def _content(actor: Actor | AnonymousUser | None, ctx: context.RequestContext, e
         "object_type": object_type or "",
         "object_id": "" if object_id is None else str(object_id),
         "object_repr": str(target)[:300] if target is not None else "",
-        "before": json_safe(before) if before is not None else None,
-        "after": json_safe(after) if after is not None else None,
+        "before": before,
+        "after": after,
         "reason": entry.get("reason", ""),
         "request_id": ctx.request_id,
         # Stored the way the column normalises it, so the hash can be recomputed from the row.
@@ -96,7 +101,34 @@ def _content(actor: Actor | AnonymousUser | None, ctx: context.RequestContext, e
         if ctx.client_address and ":" in ctx.client_address
         else ctx.client_address,
         "policy_set_hash": entry.get("policy_set_hash", ""),
+        "before_text": None if before is None else canonical.dumps(before).decode("utf-8"),
+        "after_text": None if after is None else canonical.dumps(after).decode("utf-8"),
     }
+
+
+def _canonical_event_text(fields: dict[str, Any], timestamp_text: str) -> str:
+    """The event's canonical text (what its leaf hash covers), from its content."""
+    try:
+        text = hashing.canonical_text(
+            fields["seq"],
+            timestamp_text,
+            fields["actor_id"],
+            fields["actor_label"],
+            fields["action"],
+            fields["object_type"],
+            fields["object_id"],
+            fields["object_repr"],
+            fields["before_text"] or "null",
+            fields["after_text"] or "null",
+            fields["reason"],
+            fields["request_id"],
+            fields["client_address"],
+            fields["policy_set_hash"],
+        )
+        text.encode("utf-8")  # a lone surrogate: the general path raises what RFC 8785 raises
+        return text
+    except (TypeError, UnicodeEncodeError):
+        return hashing.canonical_bytes(fields).decode("utf-8")
 
 
 def _supports_update_returning(connection: BaseDatabaseWrapper) -> bool:
@@ -143,6 +175,43 @@ def _lock_head(connection: BaseDatabaseWrapper, count: int) -> tuple[int, str, l
     raise RuntimeError("the audit head row could not be locked")
 
 
+_EVENT_ROW = (
+    "seq",
+    "timestamp",
+    "actor",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "client_address",
+    "policy_set_hash",
+    "leaf_hash",
+    "prev_hash",
+    "entry_hash",
+    "canonical",
+)
+
+
+def _event_columns(connection: BaseDatabaseWrapper) -> tuple[list[Field], list[str]]:
+    """The event's fields in the writer's row order, and a placeholder for each.
+
+    ``before`` and ``after`` are passed as their RFC 8785 text: stored as it is on SQLite
+    (where a JSON column is text), cast to ``jsonb`` on PostgreSQL; no second JSON encoding.
+    """
+    fields = [Event._meta.get_field(name) for name in _EVENT_ROW]
+    if fields != list(Event._meta.concrete_fields):
+        raise RuntimeError("audit.services._EVENT_ROW no longer matches the Event model's fields")
+    placeholders = ["%s"] * len(fields)
+    if connection.vendor == "postgresql":
+        placeholders[8] = placeholders[9] = "%s::jsonb"
+    return fields, placeholders
+
+
 def _fold_leaf(frontier: list[tuple[int, bytes]], leaf: bytes, index: int, closed: list[tuple[int, int, str]]) -> None:
     """Fold leaf ``index`` into the frontier, collecting every complete subtree it closes."""
     level, node = 0, leaf
@@ -158,7 +227,11 @@ Statement = tuple[str, list[Any]]
 
 
 def _insert_statements(
-    connection: BaseDatabaseWrapper, model: type[models.Model], fields: list[Field], rows: list[list[Any]]
+    connection: BaseDatabaseWrapper,
+    model: type[models.Model],
+    fields: list[Field],
+    rows: list[list[Any]],
+    placeholders: list[str] | None = None,
 ) -> list[Statement]:
     """Multi-row INSERTs of already prepared values, in batches the backend accepts.
 
@@ -169,7 +242,7 @@ def _insert_statements(
         return []
     qn = connection.ops.quote_name
     head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES "
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    row_sql = "(" + ", ".join(placeholders or ["%s"] * len(fields)) + ")"
     batch = max(1, min(connection.ops.bulk_batch_size(fields, rows), _MAX_ROWS_PER_INSERT))
     statements = []
     for start in range(0, len(rows), batch):
@@ -217,21 +290,54 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
     ctx = context.current()
     contents = [_content(actor, ctx, entry) for entry in entries]
 
+    event_fields, placeholders = _event_columns(connection)
+    # Every entry shares the request's client address: adapted for the column once.
+    address = contents[0]["client_address"]
+    address_db = Event._meta.get_field("client_address").get_db_prep_save(address, connection)
+
     size, last_entry_hash, stored_frontier = _lock_head(connection, len(contents))
     timestamp = timezone.now()
+    timestamp_text = hashing.format_timestamp(timestamp)
+    timestamp_db = Event._meta.get_field("timestamp").get_db_prep_save(timestamp, connection)
     frontier = [(level, bytes.fromhex(h)) for level, h in stored_frontier]
     prev = bytes.fromhex(last_entry_hash)
-    event_fields = Event._meta.concrete_fields
+    sha256 = hashlib.sha256
     events: list[Event] = []
     event_rows: list[list[Any]] = []
     closed: list[tuple[int, int, str]] = []
     for offset, content in enumerate(contents):
-        fields: dict[str, Any] = {"seq": size + offset + 1, "timestamp": timestamp, **content}
-        leaf = hashing.event_leaf_hash(fields)
-        entry_hash = hashing.chain_hash(prev, leaf)
-        fields.update(leaf_hash=leaf.hex(), prev_hash=prev.hex(), entry_hash=entry_hash.hex())
-        event_rows.append([f.get_db_prep_save(fields[f.attname], connection) for f in event_fields])
-        _fold_leaf(frontier, leaf, size + offset, closed)
+        seq = size + offset + 1
+        fields: dict[str, Any] = {"seq": seq, "timestamp": timestamp, **content}
+        text = _canonical_event_text(fields, timestamp_text)
+        leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
+        entry_hash = sha256(prev + leaf).digest()
+        leaf_hex, prev_hex, entry_hex = leaf.hex(), prev.hex(), entry_hash.hex()
+        # In the order of Event's concrete fields (``_event_columns`` checks it).
+        event_rows.append(
+            [
+                seq,
+                timestamp_db,
+                content["actor_id"],
+                content["actor_label"],
+                content["action"],
+                content["object_type"],
+                content["object_id"],
+                content["object_repr"],
+                content["before_text"],
+                content["after_text"],
+                content["reason"],
+                content["request_id"],
+                address_db,
+                content["policy_set_hash"],
+                leaf_hex,
+                prev_hex,
+                entry_hex,
+                text,
+            ]
+        )
+        _fold_leaf(frontier, leaf, seq - 1, closed)
+        del fields["before_text"], fields["after_text"]
+        fields.update(leaf_hash=leaf_hex, prev_hash=prev_hex, entry_hash=entry_hex, canonical=text)
         event = Event(**fields)
         event._state.adding = False
         event._state.db = connection.alias
@@ -240,7 +346,7 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
 
     node_fields = [TreeNode._meta.get_field(name) for name in ("level", "index", "hash")]
     inserts = [
-        _insert_statements(connection, Event, list(event_fields), event_rows),
+        _insert_statements(connection, Event, event_fields, event_rows, placeholders),
         _insert_statements(connection, TreeNode, node_fields, [list(node) for node in closed]),
     ]
     qn = connection.ops.quote_name

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -49,8 +49,9 @@ EVENT_COLUMNS = (
     "leaf_hash",
     "prev_hash",
     "entry_hash",
+    "canonical",
 )
-_LEAF, _PREV, _ENTRY = 14, 15, 16
+_LEAF, _PREV, _ENTRY, _CANONICAL = 14, 15, 16, 17
 
 
 @dataclass
@@ -189,6 +190,184 @@ def row_canonical_bytes(row: tuple[Any, ...], naive_is_utc: bool) -> bytes:
         return hashing.canonical_bytes(fields)
 
 
+# --- the fast path (docs/decisions/0011) ------------------------------------------------
+#
+# One query per range of seqs returns, per event: seq, the stored canonical text, the three
+# hashes, and whether the event's other columns say exactly what the canonical text says,
+# decided by the database in C:
+#
+# - SQLite: the canonical text is rebuilt from the columns with ``json_quote`` (JSON string
+#   literals, as RFC 8785 writes them: tests/audit/test_verify_fast.py checks the two agree)
+#   and the stored ``before``/``after`` text spliced in as it is (the writer stores their
+#   RFC 8785 text), then compared byte for byte. Splicing is unambiguous only if neither
+#   fragment contains the separator that follows ``after``: if the text after ``"after":``
+#   reads the same with other fragments, one of them must hold ``,"before":`` (a JSON
+#   string cannot: its quotes are escaped), so such rows go the thorough way. Types are
+#   checked with ``typeof``, because SQLite lets any column hold any type.
+# - PostgreSQL: ``before``/``after`` are jsonb, whose text is not RFC 8785, so the stored
+#   canonical text is parsed by the server and compared as jsonb with the object built from
+#   the columns: equal strings, numerically equal numbers, the same structure. The
+#   timestamp is formatted by ``to_char`` for years 1000-9999 only (the form
+#   ``hashing.format_timestamp`` writes there); anything else is NULL, hence unequal.
+#
+# Either way, when the flag holds and the stored text hashes to the stored leaf hash, the
+# columns hold the hashed content: altering any column (the canonical text included)
+# fails one or the other. Python hashes the text and checks the chain; it decodes no JSON.
+
+_SQLITE_FAST = """
+SELECT seq, canonical, leaf_hash, prev_hash, entry_hash,
+  typeof(canonical) = 'text' AND typeof("timestamp") = 'text'
+  AND typeof(actor_id) IN ('integer', 'null') AND typeof(actor_label) = 'text' AND typeof(action) = 'text'
+  AND typeof(object_type) = 'text' AND typeof(object_id) = 'text' AND typeof(object_repr) = 'text'
+  AND typeof("before") IN ('text', 'null') AND typeof("after") IN ('text', 'null')
+  AND typeof(reason) = 'text' AND typeof(request_id) = 'text' AND typeof(client_address) IN ('text', 'null')
+  AND typeof(policy_set_hash) = 'text'
+  AND instr(coalesce("before", ''), ',"before":') = 0 AND instr(coalesce("after", ''), ',"before":') = 0
+  AND substr("timestamp", 11, 1) = ' ' AND substr("timestamp", 1, 1) NOT IN ('0', '-')
+  AND canonical = '{"action":' || json_quote(action)
+    || ',"actor_id":' || coalesce(CAST(actor_id AS TEXT), 'null')
+    || ',"actor_label":' || json_quote(actor_label)
+    || ',"after":' || coalesce("after", 'null')
+    || ',"before":' || coalesce("before", 'null')
+    || ',"client_address":' || coalesce(json_quote(client_address), 'null')
+    || ',"object_id":' || json_quote(object_id)
+    || ',"object_repr":' || json_quote(object_repr)
+    || ',"object_type":' || json_quote(object_type)
+    || ',"policy_set_hash":' || json_quote(policy_set_hash)
+    || ',"reason":' || json_quote(reason)
+    || ',"request_id":' || json_quote(request_id)
+    || ',"seq":' || seq
+    || ',"timestamp":' || json_quote(CASE
+         WHEN length("timestamp") = 26 AND substr("timestamp", 20, 1) = '.'
+           THEN substr("timestamp", 1, 10) || 'T' || substr("timestamp", 12) || 'Z'
+         WHEN length("timestamp") = 19
+           THEN substr("timestamp", 1, 10) || 'T' || substr("timestamp", 12) || '.000000Z'
+       END)
+    || ',"v":1}'
+FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq
+"""
+
+_POSTGRES_FAST = """
+SELECT seq, canonical, leaf_hash, prev_hash, entry_hash,
+  canonical::jsonb = jsonb_build_object(
+    'v', 1,
+    'seq', seq,
+    'timestamp', CASE WHEN "timestamp" >= '1000-01-01 00:00:00+00' AND "timestamp" < '10000-01-01 00:00:00+00'
+      THEN to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
+    'actor_id', actor_id,
+    'actor_label', actor_label,
+    'action', action,
+    'object_type', object_type,
+    'object_id', object_id,
+    'object_repr', object_repr,
+    'before', "before",
+    'after', "after",
+    'reason', reason,
+    'request_id', request_id,
+    'client_address', client_address::text,
+    'policy_set_hash', policy_set_hash
+  )
+FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq
+"""
+
+
+def _fast_sql() -> str | None:
+    """The fast path's query for this database, or None where there is none."""
+    if connection.vendor == "postgresql":
+        return _POSTGRES_FAST
+    if connection.vendor == "sqlite" and naive_timestamps_are_utc():
+        return _SQLITE_FAST
+    return None
+
+
+def _fast_range(first: int, last: int) -> tuple[bytes, str, str] | None:
+    """Check the events ``first``..``last`` the fast way. Returns their leaf hashes
+    (concatenated), the stored prev_hash of the first and the entry hash of the last, or
+    None if anything at all does not hold (the caller then checks the thorough way).
+
+    Every seq must be there, the database's flag must hold for every row, every stored
+    text must hash to its leaf hash, every entry hash must be SHA-256(prev_hash || leaf),
+    and every prev_hash must be the entry hash before it. Runs in the worker processes too,
+    on their own connections.
+    """
+    sql = _fast_sql()
+    if sql is None:
+        return None
+    sha256 = hashlib.sha256
+    try:
+        # A savepoint inside a transaction: text that is not JSON makes PostgreSQL's cast
+        # fail, which must not abort the caller's transaction.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [first, last])
+            rows = cursor.fetchall()
+        if len(rows) != last - first + 1 or rows[0][0] != first or rows[-1][0] != last:
+            return None  # seqs are unique and ordered: the right count and ends means all of them
+        _, texts, leaf_hexes, prev_hexes, entry_hexes, flags = zip(*rows, strict=True)
+        if not all(flags):
+            return None
+        leaves = [sha256(b"\x00" + text.encode("utf-8")).digest() for text in texts]
+        if list(map(bytes.hex, leaves)) != list(leaf_hexes):
+            return None
+        entries = [sha256(bytes.fromhex(prev) + leaf).digest() for prev, leaf in zip(prev_hexes, leaves, strict=True)]
+        if list(map(bytes.hex, entries)) != list(entry_hexes) or prev_hexes[1:] != entry_hexes[:-1]:
+            return None
+        return b"".join(leaves), prev_hexes[0], entry_hexes[-1]
+    except Exception:  # a type the checks did not expect, text that is not JSON, ...
+        return None
+
+
+def _fast_range_task(bounds: tuple[int, int]) -> tuple[bytes, str, str] | None:
+    return _fast_range(*bounds)
+
+
+def _reads_in_other_processes() -> bool:
+    """Whether forked processes with connections of their own see what this one sees:
+    not inside a transaction (uncommitted rows), not an in-memory SQLite database."""
+    if connection.in_atomic_block:
+        return False
+    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+
+
+def _fast_leaves(*, chunk_size: int, workers: int) -> tuple[list[bytes], str] | None:
+    """Every event checked the fast way: (leaf hash blobs in seq order, last entry hash),
+    or None if the log must be checked the thorough way."""
+    if _fast_sql() is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(seq), MAX(seq) FROM {connection.ops.quote_name(Event._meta.db_table)}")
+        low, high = cursor.fetchone()
+    if low is None:
+        return [], hashing.GENESIS_HASH.hex()
+    if low != 1:
+        return None
+    ranges = [(first, min(first + chunk_size - 1, high)) for first in range(1, high + 1, chunk_size)]
+    blobs: list[bytes] = []
+    prev_hex = hashing.GENESIS_HASH.hex()
+
+    def take(outcome: tuple[bytes, str, str] | None) -> bool:
+        nonlocal prev_hex
+        if outcome is None or outcome[1] != prev_hex:
+            return False
+        blobs.append(outcome[0])
+        prev_hex = outcome[2]
+        return True
+
+    parallel = workers > 1 and len(ranges) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    if parallel and _reads_in_other_processes():
+        # Each worker opens its own connection: none may inherit this one.
+        connections.close_all()
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for outcome in pool.imap(_fast_range_task, ranges):
+                if not take(outcome):
+                    pool.terminate()
+                    return None
+        return blobs, prev_hex
+    for bounds in ranges:
+        if not take(_fast_range(*bounds)):
+            return None
+    return blobs, prev_hex
+
+
 # (leaf hashes concatenated, last entry hash, first failing seq or None, its problems)
 _Checked = tuple[bytes, str, int | None, list[str]]
 
@@ -222,6 +401,9 @@ def _check_rows(
         problems = []
         if leaf.hex() != row[_LEAF]:
             problems.append("content does not match its leaf hash (event altered)")
+        stored = row[_CANONICAL]
+        if type(stored) is not str or stored.encode("utf-8", "surrogatepass") != data:
+            problems.append("the stored canonical text does not match the event's columns (event altered)")
         if row[_PREV] != prev_hex:
             problems.append("prev_hash does not link to the previous entry")
         if row[_ENTRY] != entry_hex:
@@ -254,6 +436,29 @@ def _chunks(chunk_size: int, gap: list[tuple[int, int]]) -> Iterator[tuple[list[
 
 def verify_log(*, chunk_size: int = 10_000, workers: int = 1) -> Verification:
     """Recompute every leaf, the chain and the tree; report the first seq that does not hold.
+
+    First the fast path (``_fast_leaves``): each event's stored canonical text is hashed,
+    and the database checks in the same query that the event's columns say exactly what
+    that text says; with ``workers`` > 1 (and a database other processes can read: not
+    inside a transaction, not SQLite in memory) ranges of seqs are checked by that many
+    forked processes, each with its own connection. If anything at all does not hold
+    there, the log is checked again the thorough way (``_verify_rows``: every canonical text
+    rebuilt from the columns' decoded values, as before decision 0011), which finds and
+    words the first problem; so the outcome of a failing log is the same as before, and
+    the fast path only ever has to say "all of these rows are intact".
+    """
+    fast = _fast_leaves(chunk_size=chunk_size, workers=workers)
+    if fast is None:
+        return _verify_rows(chunk_size=chunk_size, workers=workers)
+    blobs, prev_hex = fast
+    result = Verification()
+    _verify_tree_and_head(result, blobs, prev_hex, chunk_size)
+    return result
+
+
+def _verify_rows(*, chunk_size: int = 10_000, workers: int = 1) -> Verification:
+    """The thorough path: rebuild every event's canonical text from its columns' decoded
+    values, check it against the stored text, the leaf hash and the chain.
 
     ``workers`` > 1 canonicalises and hashes chunks of rows in that many forked processes
     while this one reads the database (the workers never touch it). Rows are checked in
@@ -293,11 +498,18 @@ def verify_log(*, chunk_size: int = 10_000, workers: int = 1) -> Verification:
     if result.first_bad_seq is None and gap:
         expected, found = gap[0]
         result.fail(expected, f"sequence jumps from {expected - 1} to {found}: events missing or inserted")
+    if result.first_bad_seq is not None:
+        return result
+    _verify_tree_and_head(result, blobs, prev_hex, chunk_size)
+    return result
+
+
+def _verify_tree_and_head(result: Verification, blobs: list[bytes], prev_hex: str, chunk_size: int) -> None:
+    """With the leaves and the chain intact: the tree, the head, the stored subtrees and the checkpoints."""
     blob = b"".join(blobs)
     leaves = [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
     blobs.clear()
-    if result.first_bad_seq is not None:
-        return result
+    del blob
     tree = merkle.MemoryTree.from_leaf_hashes(leaves)
     del leaves
     result.size = tree.size
@@ -313,7 +525,6 @@ def verify_log(*, chunk_size: int = 10_000, workers: int = 1) -> Verification:
 
     _verify_tree_nodes(result, tree, chunk_size)
     _verify_checkpoints(result, tree)
-    return result
 
 
 def _node_rows(where: str, params: list[int], chunk_size: int) -> Iterator[tuple[int, int, str]]:

@@ -128,11 +128,15 @@ COLUMNS = {
     "leaf_hash": "'" + "ab" * 32 + "'",
     "entry_hash": "'" + "cd" * 32 + "'",
     "prev_hash": "'" + "ef" * 32 + "'",
+    "canonical": "'{}'",
+    "object_repr": "'something else'",
+    "client_address": "'10.0.0.1'",
+    "policy_set_hash": "'" + "12" * 32 + "'",
 }
 
 
 @pytest.mark.django_db
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(column=st.sampled_from(sorted(COLUMNS)), seq=st.integers(1, 9))
 def test_altering_any_column_is_detected_at_its_seq(column, seq):
     with transaction.atomic():
