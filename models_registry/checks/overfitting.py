@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002, RUF003  (formulas are written with their mathematical symbols)
+# ruff: noqa: RUF001, RUF002  (formulas are written with their mathematical symbols)
 """Overfitting checks: purged and embargoed k-fold CV, PBO by CSCV, the probabilistic and deflated Sharpe ratios.
 
 References:
@@ -137,15 +137,23 @@ def purged_cross_validation(
 # --- Probability of backtest overfitting by CSCV (Bailey, Borwein, López de Prado, Zhu) ---------
 
 
-def _block_sharpe(block_sums: np.ndarray, block_sumsq: np.ndarray, counts: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Sharpe ratio (mean / std, ddof=1) of each column over the union of the blocks selected by each mask row."""
-    n = masks @ counts  # (C,)
-    total = masks @ block_sums  # (C, N)
-    total_sq = masks @ block_sumsq
-    mean = total / n[:, None]
-    var = (total_sq - n[:, None] * mean**2) / (n[:, None] - 1)
+def _block_sharpe(
+    centred_sums: np.ndarray, centred_sumsq: np.ndarray, shift: np.ndarray, counts: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
+    """Sharpe ratio (mean / std, ddof=1) of each column over the union of the blocks selected by each mask row.
+
+    The block sums are of the data minus a per-column ``shift`` (its overall mean): the
+    variance is shift-invariant and computing it from centred sums avoids the cancellation of
+    Σx² − n·x̄². A column with zero variance and zero mean (a configuration that never trades)
+    has a Sharpe ratio of 0; with zero variance and a non-zero mean it is undefined (NaN).
+    """
+    n = (masks @ counts)[:, None]  # (C, 1)
+    total = masks @ centred_sums  # (C, N)
+    var = np.maximum(masks @ centred_sumsq - total**2 / n, 0.0) / (n - 1)
+    mean = total / n + shift
     with np.errstate(divide="ignore", invalid="ignore"):
-        return mean / np.sqrt(np.maximum(var, 0.0))
+        sharpe = mean / np.sqrt(var)
+    return np.where((var == 0) & (mean == 0), 0.0, sharpe)
 
 
 def probability_of_backtest_overfitting(
@@ -202,7 +210,7 @@ def probability_of_backtest_overfitting(
             oos_stat[c] = metric(blocks[~mask].reshape(-1, n_configs))
         metric_name = getattr(metric, "__name__", "custom")
     elif metric in ("sharpe", "mean"):
-        shift = values.mean(axis=0)  # centring keeps the sum-of-squares variance accurate
+        shift = values.mean(axis=0)  # centring keeps the variance accurate (see _block_sharpe)
         centred = blocks - shift
         sums, sumsq = centred.sum(axis=1), (centred**2).sum(axis=1)
         counts = np.full(n_partitions, float(size))
@@ -210,15 +218,18 @@ def probability_of_backtest_overfitting(
             is_stat = masks @ sums / (masks @ counts)[:, None] + shift
             oos_stat = (1 - masks) @ sums / ((1 - masks) @ counts)[:, None] + shift
         else:
-            sums_raw = sums + size * shift  # Σx = Σ(x − c) + n·c; Σx² is rebuilt around the mean below
-            sumsq_raw = sumsq + 2 * shift * sums + size * shift**2
-            is_stat = _block_sharpe(sums_raw, sumsq_raw, counts, masks)
-            oos_stat = _block_sharpe(sums_raw, sumsq_raw, counts, 1 - masks)
+            is_stat = _block_sharpe(sums, sumsq, shift, counts, masks)
+            oos_stat = _block_sharpe(sums, sumsq, shift, counts, 1 - masks)
         metric_name = metric
     else:
         raise InvalidParameter(f"unknown metric {metric!r} (sharpe, mean, or a callable)")
     if not (np.isfinite(is_stat).all() and np.isfinite(oos_stat).all()):
-        raise InvalidValues("the performance statistic is undefined on some partition (a constant column?)")
+        bad = sorted({int(j) for j in np.flatnonzero(~(np.isfinite(is_stat) & np.isfinite(oos_stat)).all(axis=0))})
+        raise InvalidValues(
+            f"the performance statistic is undefined on some partition for configurations {bad} "
+            "(constant non-zero returns?)",
+            configurations=bad,
+        )
     rows = np.arange(len(masks))
     best = np.argmax(is_stat, axis=1)
     best_is = is_stat[rows, best]
@@ -269,7 +280,7 @@ def sharpe_moments(returns: np.ndarray | pd.Series) -> dict[str, float]:
     r = r[~np.isnan(r)]
     check_min_rows(len(r), 3, "the return series")
     std = float(np.std(r, ddof=1))
-    if std == 0:
+    if np.ptp(r) == 0:
         raise InvalidValues("the returns are constant: the Sharpe ratio is undefined")
     return {
         "sharpe_ratio": float(r.mean() / std),

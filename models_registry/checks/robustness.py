@@ -72,7 +72,7 @@ def volatility_regimes(prices: pd.Series, *, window: int = 20) -> tuple[pd.Serie
     edges = [float(v) for v in np.quantile(known.to_numpy(), [1 / 3, 2 / 3])]
     codes = np.searchsorted(edges, sigma.to_numpy(), side="left")  # ≤ q1 → 0, ≤ q2 → 1, else 2
     labels = np.where(sigma.isna().to_numpy(), None, np.array(REGIMES, dtype=object)[np.minimum(codes, 2)])
-    return pd.Series(labels, index=returns.index, name="regime"), edges
+    return pd.Series(labels, index=returns.index, name="regime", dtype=object), edges
 
 
 def metrics_by_volatility_regime(
