@@ -195,6 +195,13 @@ def return_metrics(
     return with_reasons(values, reasons)
 
 
+def _float_list(values: np.ndarray) -> list[float | None]:
+    """Plain floats, fast (``tolist``), with None for any non-finite value."""
+    if np.isfinite(values).all():
+        return values.astype(float).tolist()
+    return jsonable(values)
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     """Period returns and equity curves (indexed by date) with the JSON-safe metrics."""
@@ -217,9 +224,9 @@ class BacktestResult:
         }
         if include_curves:
             out["equity_curve"] = {
-                "dates": [d.date().isoformat() for d in self.equity.index],
-                "strategy": jsonable(self.equity.to_numpy()),
-                "benchmark": jsonable(self.benchmark_equity.to_numpy()),
+                "dates": self.equity.index.strftime("%Y-%m-%d").tolist(),
+                "strategy": _float_list(self.equity.to_numpy()),
+                "benchmark": _float_list(self.benchmark_equity.to_numpy()),
             }
         return out
 
