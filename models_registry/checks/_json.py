@@ -44,12 +44,12 @@ def with_reasons(values: dict[str, Any], reasons: dict[str, str]) -> dict[str, A
     """``values`` made JSON-safe, plus ``undefined``: metric -> why it is None.
 
     A metric that came out NaN or infinite without an explicit reason gets a generic one, so
-    no None is ever unexplained.
+    no None that replaced a number is unexplained.
     """
     out = jsonable(values)
     undefined = dict(reasons)
-    for key, value in out.items():
-        if value is None and key not in undefined:
+    for key, value in values.items():
+        if isinstance(value, float | np.floating) and not math.isfinite(value) and key not in undefined:
             undefined[key] = "not a finite number"
     out["undefined"] = undefined
     return out

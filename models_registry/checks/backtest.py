@@ -179,7 +179,10 @@ def return_metrics(
             values["max_drawdown_duration_days"] = int((end - dates[dd["peak"]]).days)
         else:
             values["max_drawdown_duration_days"] = 0
-        if dd["peak"] is not None and dd["recovery"] is None:
+        if dd["peak"] is None:
+            for key in ("peak", "trough", "recovery"):
+                reasons[f"max_drawdown_{key}"] = "no drawdown"
+        elif dd["recovery"] is None:
             reasons["max_drawdown_recovery"] = "not recovered by the end of the data"
     if dd["max_drawdown"] == 0 or values["annualised_return"] is None:
         values["calmar_ratio"] = None

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.exceptions import ValidationError
 from scipy.stats import ks_2samp
 
 from models_registry.checks._json import jsonable
@@ -87,7 +88,11 @@ def _rules(rules: DatasetRules | Mapping[str, Any] | None) -> DatasetRules:
         return DatasetRules()
     if isinstance(rules, DatasetRules):
         return rules
-    return parse_rules(dict(rules))
+    try:
+        return parse_rules(dict(rules))
+    except ValidationError as exc:
+        problems = [m for messages in exc.message_dict.values() for m in messages]
+        raise InvalidParameter("the dataset rules are invalid: " + "; ".join(problems), problems=problems) from exc
 
 
 def data_quality_report(

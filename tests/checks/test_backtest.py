@@ -132,6 +132,8 @@ def test_no_drawdown_and_no_downside():
     assert m["max_drawdown"] == 0.0 and m["max_drawdown_duration"] == 0
     assert m["calmar_ratio"] is None and m["sortino_ratio"] is None
     assert set(m["undefined"]) >= {"calmar_ratio", "sortino_ratio"}
+    assert m["max_drawdown_peak"] is None and m["undefined"]["max_drawdown_peak"] == "no drawdown"
+    assert all(key in m["undefined"] for key, value in m.items() if value is None)  # every None explained
     assert_json_safe(m)
 
 

@@ -15,7 +15,7 @@ from models_registry.checks.data_quality import (
     robust_z_scores,
     stale_runs,
 )
-from models_registry.checks.errors import FeatureMismatch, InvalidValues, TestSetTooSmall
+from models_registry.checks.errors import FeatureMismatch, InvalidParameter, InvalidValues, TestSetTooSmall
 from tests.checks.conftest import MARKET, assert_json_safe
 
 
@@ -87,6 +87,8 @@ def test_robust_z_and_stale_runs_by_hand():
 def test_data_quality_bad_input(prices):
     with pytest.raises(FeatureMismatch, match="Open"):
         data_quality_report(prices, time_column="Date", price_columns=["Open"])
+    with pytest.raises(InvalidParameter, match="the dataset rules are invalid: not_nul: unknown rule"):
+        data_quality_report(prices, rules={"not_nul": ["Close"]}, time_column="Date")
 
 
 # --- drift ------------------------------------------------------------------------------------------

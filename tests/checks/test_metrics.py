@@ -76,6 +76,7 @@ def test_undefined_metrics_are_none_with_a_reason():
     assert "no positive predictions" in result["undefined"]["precision"]
     assert result["roc_auc"] is None
     assert result["undefined"]["roc_auc"] == "the test set has only one class"
+    assert all(key in result["undefined"] for key, value in result.items() if value is None)
     assert_json_safe(result)
 
 
