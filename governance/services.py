@@ -36,6 +36,7 @@ from governance.models import (
 from governance.policy import document as policy_document
 from governance.policy import engine as policy_engine
 from governance.policy import loader as policy_loader
+from governance.policy import rating as policy_rating
 from governance.policy import store as policy_store
 from governance.roles import ROLE_PERMISSIONS, Role
 from models_registry import lifecycle, segregation
@@ -1280,3 +1281,32 @@ def finding_update(*, actor: Actor, finding: Finding, changes: Mapping[str, Any]
         actor=actor, action=action, target=finding, before=before, after=_finding_snapshot(finding), reason=reason
     )
     return finding
+
+
+# Risk-assessment ratings ------------------------------------------------------------------
+
+
+def risk_assessment_rating(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    risk_assessment: Mapping[str, Any],
+    at: datetime | None = None,
+) -> dict[str, Any] | None:
+    """Rate a finished risk assessment by the policies in force (trigger ``assessment``):
+    ``{"rating": green|amber|red, "rules": [...], "decision": id, "policy_set_hash"}``, or
+    None when no set is in force. The decision is stored and audited like every other, in
+    the caller's transaction (the assessment's completion), so the rating and its record
+    stand or fall together."""
+    if policy_store.active_policy_set() is None:
+        return None
+    decision = policy_evaluate(
+        actor=actor,
+        version=version,
+        trigger="assessment",
+        at=at,
+        risk_assessment=risk_assessment,
+        reason=f"rating of risk assessment {risk_assessment.get('id')}",
+    )
+    rating, rules = policy_rating.rate(decision.results)
+    return {"rating": rating, "rules": rules, "decision": decision.pk, "policy_set_hash": decision.policy_set_hash}

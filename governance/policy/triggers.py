@@ -7,7 +7,9 @@ A trigger is one of
   machine, because a sign-off request may cover several steps;
 * a deployment promotion ``deployment:<phase>``, e.g. ``deployment:phase_1``;
 * ``dataset_use``: a dataset is attached to a version;
-* ``periodic``: a scheduled check (revalidation due, etc.).
+* ``periodic``: a scheduled check (revalidation due, etc.);
+* ``assessment``: a risk assessment finished; the outcome rates it (deny: red, warn or
+  require_approval: amber, otherwise green; ``governance.policy.rating``).
 
 Rules name patterns in ``applies_to``: the same forms, where a status or phase may be
 ``*`` (any). Evaluations name a concrete trigger, without ``*``.
@@ -26,7 +28,8 @@ TRANSITION = "transition"
 DEPLOYMENT = "deployment"
 DATASET_USE = "dataset_use"
 PERIODIC = "periodic"
-KINDS = (TRANSITION, DEPLOYMENT, DATASET_USE, PERIODIC)
+ASSESSMENT = "assessment"
+KINDS = (TRANSITION, DEPLOYMENT, DATASET_USE, PERIODIC, ASSESSMENT)
 
 _PHASE = re.compile(r"^[a-z0-9][a-z0-9_]{0,49}$")
 WILDCARD = "*"
@@ -89,7 +92,7 @@ def parse(text: str, *, allow_wildcard: bool = False) -> Trigger:
     if not isinstance(text, str) or not text.strip():
         raise TriggerError("a trigger must be a non-empty string")
     text = text.strip()
-    if text in (DATASET_USE, PERIODIC):
+    if text in (DATASET_USE, PERIODIC, ASSESSMENT):
         return Trigger(kind=text)
     if "->" in text:
         source, _, target = (part.strip() for part in text.partition("->"))
@@ -105,5 +108,5 @@ def parse(text: str, *, allow_wildcard: bool = False) -> Trigger:
         return Trigger(kind=DEPLOYMENT, phase=phase)
     raise TriggerError(
         f"{text!r} is not a trigger: use '<status>-><status>' (e.g. validated->approved), "
-        "'deployment:<phase>', 'dataset_use' or 'periodic'"
+        "'deployment:<phase>', 'dataset_use', 'periodic' or 'assessment'"
     )

@@ -35,7 +35,7 @@ def test_policy_activate(compliance, tmp_path):
     policy_set = PolicySet.objects.get(is_active=True)
     assert code == 0
     assert out.strip() == (
-        f"Activated policy set {policy_set.content_hash}: {len(policy_set.rule_ids)} rules from 5 files "
+        f"Activated policy set {policy_set.content_hash}: {len(policy_set.rule_ids)} rules from 6 files "
         "(previous: none)."
     )
     out, _, code = run("policy_activate", "--user", "chloe")
