@@ -513,13 +513,9 @@ class FindingOverdueFilter(admin.SimpleListFilter):
         return [("yes", "Overdue (not closed, past due)"), ("no", "Not overdue")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        overdue = {"due_date__lt": timezone.now().date()}
-        if self.value() == "yes":
-            return queryset.exclude(status=Finding.Status.CLOSED).filter(**overdue)
-        if self.value() == "no":
-            return queryset.exclude(
-                pk__in=queryset.exclude(status=Finding.Status.CLOSED).filter(**overdue).values("pk")
-            )
+        # ``is_overdue`` is annotated by selectors.finding_list, the admin's queryset.
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_overdue=self.value() == "yes")
         return queryset
 
 
@@ -595,7 +591,7 @@ class FindingAdmin(ServiceBackedAdmin, _ScopedReadAdmin):
 
     @admin.display(description="overdue", boolean=True, ordering="due_date")
     def overdue(self, obj: Finding) -> bool:
-        return obj.status != Finding.Status.CLOSED and obj.due_date < timezone.now().date()
+        return bool(getattr(obj, "is_overdue", False))
 
     @admin.display(description="overdue", boolean=True)
     def overdue_display(self, obj: Finding) -> bool:

@@ -85,12 +85,23 @@ def current_responses(request: SignOffRequest) -> list[SignOffResponse]:
     return list(request.responses.filter(round=request.round).select_related("approver").order_by("decided_at", "pk"))
 
 
+def _findings_with_overdue(qs: QuerySet[Finding]) -> QuerySet[Finding]:
+    """``is_overdue``: not closed and past its due date (the one definition of it)."""
+    return qs.annotate(
+        is_overdue=Case(
+            When(~Q(status=Finding.Status.CLOSED) & Q(due_date__lt=timezone.now().date()), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+
+
 def finding_list(*, user: AbstractBaseUser) -> QuerySet[Finding]:
-    """Findings on versions ``user`` can see."""
+    """Findings on versions ``user`` can see, with ``is_overdue`` annotated."""
     qs = Finding.objects.select_related("model", "version", "remediation_owner", "raised_by", "closed_by")
     if not user.is_authenticated or not user.has_perm("governance.view_finding"):
-        return qs.none()
-    return qs.filter(version__in=model_version_list(user=user).values("pk"))
+        return _findings_with_overdue(qs.none())
+    return _findings_with_overdue(qs.filter(version__in=model_version_list(user=user).values("pk")))
 
 
 def policy_decision_list(*, user: AbstractBaseUser) -> QuerySet[PolicyDecision]:

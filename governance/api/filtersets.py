@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from governance.models import Finding, PolicyDecision, SignOffRequest
 from models_registry import selectors as registry_selectors
@@ -51,17 +50,11 @@ class SignOffRequestFilterSet(_ScopedRelations):
 class FindingFilterSet(_ScopedRelations):
     status = django_filters.MultipleChoiceFilter(choices=Finding.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Finding.Severity.choices)
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Not closed and past its due date.")
+    overdue = django_filters.BooleanFilter(field_name="is_overdue", label="Not closed and past its due date.")
 
     class Meta:
         model = Finding
         fields = ["status", "severity", "model", "version", "overdue"]
-
-    def filter_overdue(self, queryset: QuerySet[Finding], name: str, value: bool | None) -> QuerySet[Finding]:
-        if value is None:
-            return queryset
-        overdue = ~Q(status=Finding.Status.CLOSED) & Q(due_date__lt=timezone.now().date())
-        return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
 
 class PolicyDecisionFilterSet(_ScopedRelations):

@@ -199,7 +199,7 @@ class FindingOutputSerializer(serializers.ModelSerializer):
     raised_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     status = _status_field(Finding.Status, "FindingStatusEnum", read_only=True)
-    is_overdue = serializers.SerializerMethodField(help_text="Not closed and past its due date.")
+    is_overdue = serializers.BooleanField(read_only=True, help_text="Not closed and past its due date.")
 
     class Meta:
         model = Finding
@@ -224,11 +224,6 @@ class FindingOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
-
-    def get_is_overdue(self, obj: Finding) -> bool:
-        from django.utils import timezone
-
-        return obj.status != Finding.Status.CLOSED and obj.due_date < timezone.now().date()
 
 
 _USERS = User.objects.filter(is_active=True)
