@@ -95,3 +95,11 @@ class SignOffRequired(DomainError):
 
     status = 409
     code = "signoff_required"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency the request needs (the job queue's broker) cannot be reached; nothing
+    half-done was kept. The client may try again later."""
+
+    status = 503
+    code = "service_unavailable"

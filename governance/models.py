@@ -282,7 +282,19 @@ class Finding(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     remediation_owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     due_date = models.DateField()
-    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # A person, or null when a risk assessment raised it (``raised_by_label`` says which job).
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    raised_by_label = models.CharField(max_length=200, blank=True)
+    assessment = models.ForeignKey(
+        "models_registry.RiskAssessment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="findings",
+        help_text="The risk assessment that raised the finding automatically, if any.",
+    )
     raised_at = models.DateTimeField()
     resolution = models.TextField(blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -29,12 +29,18 @@ _OVERSIGHT = ("oversee_model", "oversee_dataset")
 _SIGNOFF_REQUESTER = ("add_signoffrequest", "view_signoffrequest", "view_finding", "change_finding")
 _FINDINGS_RAISER = ("add_finding", "change_finding", "view_finding")
 _GOVERNANCE_RECORDS = ("view_signoffrequest", "view_finding", "view_policyset", "view_policydecision")
+# Risk assessments (models_registry.RiskAssessment): seen by every role that sees versions,
+# requested (and cancelled) by the validation, risk and compliance functions, administrators
+# and model owners; the object scope (sight of the version) is checked by the service.
+_ASSESSMENT_VIEWER = ("view_riskassessment",)
+_ASSESSMENT_REQUESTER = ("view_riskassessment", "request_riskassessment")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
 # runs a dataset's rules and stores the result.
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.MODEL_OWNER: {
+        *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in _REGISTRY for action in ("add", "change", "view")),
         "transition_modelversion",
         "validate_dataset",
@@ -42,6 +48,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_SIGNOFF_REQUESTER,
     },
     Role.MODEL_DEVELOPER: {
+        *_ASSESSMENT_VIEWER,
         "view_model",
         *(f"{action}_{name}" for name in ("modelversion", "dataset") for action in ("add", "change", "view")),
         "validate_dataset",
@@ -51,6 +58,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "change_finding",
     },
     Role.VALIDATOR: {
+        *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
         "view_dataset",
@@ -62,6 +70,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_signoffrequest",
     },
     Role.RISK_MANAGER: {
+        *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
         "view_dataset",
@@ -72,6 +81,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_GOVERNANCE_RECORDS,
     },
     Role.COMPLIANCE_OFFICER: {
+        *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
         "view_dataset",
@@ -89,6 +99,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_GOVERNANCE_RECORDS,
     },
     Role.INTERNAL_AUDITOR: {
+        *_ASSESSMENT_VIEWER,
         "view_model",
         "view_modelversion",
         "view_dataset",
@@ -100,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
+        *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),
         "transition_modelversion",
         "assign_validator",

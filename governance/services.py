@@ -1212,9 +1212,49 @@ def finding_raise(
         remediation_owner=remediation_owner,
         due_date=_clean_due_date(due_date),
         raised_by=actor,
+        raised_by_label=actor.get_username(),
         raised_at=timezone.now(),
     )
     _check_remediation_owner(remediation_owner, visible)
+    finding.full_clean()
+    finding.save()
+    record_event(actor=actor, action="finding.raised", target=finding, after=_finding_snapshot(finding))
+    return finding
+
+
+def _finding_raise_by_assessment(
+    *,
+    actor: Actor,
+    assessment: Any,
+    severity: str,
+    title: str,
+    description: str,
+    remediation_owner: AbstractBaseUser,
+    due_date: date,
+) -> Finding:
+    """A finding the risk assessment ``assessment`` raised by itself (a failed check).
+
+    Only the assessment's completion service calls this, inside its own transaction, so the
+    findings and the results that justify them are stored together or not at all. No person
+    raised it: ``raised_by`` is null and ``raised_by_label`` names the job. The people rules of
+    ``finding_raise`` (validator assignment, independence) do not apply to a computation; who
+    may request the assessment was checked when it was requested."""
+    if severity not in Finding.Severity.values:
+        raise ValidationError({"severity": [f"must be one of {', '.join(Finding.Severity.values)}"]})
+    version = assessment.version
+    finding = Finding(
+        model_id=version.model_id,
+        version=version,
+        assessment=assessment,
+        severity=severity,
+        title=_clean_text(title, "title", what="a title"),
+        description=_clean_text(description, "description", what="a description"),
+        remediation_owner=remediation_owner,
+        due_date=_clean_due_date(due_date),
+        raised_by=None,
+        raised_by_label=f"risk assessment {assessment.pk}",
+        raised_at=timezone.now(),
+    )
     finding.full_clean()
     finding.save()
     record_event(actor=actor, action="finding.raised", target=finding, after=_finding_snapshot(finding))

@@ -16,5 +16,6 @@ class ModelsRegistryConfig(AppConfig):
             "DatasetGrant",
             "Engagement",
             "EngagementModel",
+            "RiskAssessment",
         ):
             govern(self.get_model(model_name))

@@ -13,7 +13,7 @@ from guardian.managers import UserObjectPermissionManager
 from guardian.models import UserObjectPermissionBase
 
 from audit.governed import GovernedQuerySet
-from models_registry import tiering
+from models_registry import features, tiering
 from models_registry.choices import (
     Classification,
     Complexity,
@@ -183,6 +183,17 @@ class ModelVersion(models.Model):
         Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="validation_for"
     )
     test_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="test_for")
+    feature_pipeline = models.CharField(
+        max_length=50,
+        choices=features.PIPELINE_CHOICES,
+        default=features.DEFAULT_PIPELINE,
+        help_text="How the datasets become the model's features (models_registry.features).",
+    )
+    target = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="What the model predicts: a target of the pipeline, or a column of the dataset for 'columns'.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_versions")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -274,3 +285,113 @@ class EngagementModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} in {self.engagement}"
+
+
+class AssessmentKind(models.TextChoices):
+    FULL = "full", "Full (every check)"
+    PERFORMANCE = "performance", "Performance metrics"
+    BACKTEST = "backtest", "Backtest and robustness"
+    OVERFITTING = "overfitting", "Overfitting"
+    DATA_QUALITY = "data_quality", "Data quality and drift"
+    EXPLAINABILITY = "explainability", "Explainability"
+
+
+class AssessmentStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# An assessment in one of these states stands for its inputs: a second request with the
+# same inputs gets it back instead of a new one (failed and cancelled ones may be retried).
+ASSESSMENT_LIVE_STATUSES = (AssessmentStatus.QUEUED, AssessmentStatus.RUNNING, AssessmentStatus.SUCCEEDED)
+ASSESSMENT_FINAL_STATUSES = (AssessmentStatus.SUCCEEDED, AssessmentStatus.FAILED, AssessmentStatus.CANCELLED)
+
+
+class RiskAssessment(models.Model):
+    """One run of the risk checks on a model version (issue 7): what went in, what came out.
+
+    ``inputs`` pins everything the numbers depend on (artifact, datasets and parameters by
+    SHA-256, feature pipeline and target), ``environment`` the library versions and
+    ``random_seed`` the seed, so a rerun gives the same numbers. ``inputs_key`` (SHA-256 of
+    the kind and the inputs) is unique among queued, running and succeeded assessments:
+    the same request twice, even concurrently, yields one assessment.
+    """
+
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="assessments")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="assessments")
+    kind = models.CharField(max_length=20, choices=AssessmentKind.choices, default=AssessmentKind.FULL)
+    parameters = models.JSONField(default=dict, help_text="Normalised by the service, defaults filled in.")
+    inputs = models.JSONField(default=dict, editable=False)
+    inputs_key = models.CharField(max_length=64, editable=False, db_index=True)
+    status = models.CharField(max_length=20, choices=AssessmentStatus.choices, default=AssessmentStatus.QUEUED)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    current_step = models.CharField(max_length=100, blank=True)
+    # Flat name -> number: what the policies read (accuracy, sharpe_ratio, max_drawdown, pbo...).
+    metrics = models.JSONField(null=True, blank=True, editable=False)
+    # Per check, the checks' JSON-safe results (equity curves for charts, downsampled).
+    results = models.JSONField(null=True, blank=True, editable=False)
+    overfitting = models.JSONField(null=True, blank=True, editable=False)
+    explainability = models.JSONField(null=True, blank=True, editable=False)
+    # Filled from the policies by the rating step (a later change): null until then. Null, not
+    # "", because "not rated" is what the policies and the API report, as for rating_rules.
+    rating = models.CharField(  # noqa: DJ001
+        max_length=10,
+        null=True,
+        blank=True,
+        choices=[("green", "Green"), ("amber", "Amber"), ("red", "Red")],
+    )
+    rating_rules = models.JSONField(null=True, blank=True)
+    environment = models.JSONField(default=dict, editable=False)
+    random_seed = models.BigIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=200)
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # {code, message, detail} when failed; null otherwise.
+    error = models.JSONField(null=True, blank=True, editable=False)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-pk"]
+        permissions = [("request_riskassessment", "Can request a risk assessment")]
+        indexes = [models.Index(fields=["version", "status"], name="assessment_version_status_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inputs_key"],
+                condition=Q(status__in=[s.value for s in ASSESSMENT_LIVE_STATUSES]),
+                name="assessment_live_inputs_unique",
+            ),
+            models.CheckConstraint(condition=Q(status__in=AssessmentStatus.values), name="assessment_status_known"),
+            models.CheckConstraint(condition=Q(kind__in=AssessmentKind.values), name="assessment_kind_known"),
+            models.CheckConstraint(
+                condition=Q(progress_percent__gte=0, progress_percent__lte=100), name="assessment_progress_percent"
+            ),
+            # No partial result is ever marked succeeded: metrics only with success, an error only with failure.
+            models.CheckConstraint(
+                condition=Q(status=AssessmentStatus.SUCCEEDED, metrics__isnull=False)
+                | (~Q(status=AssessmentStatus.SUCCEEDED) & Q(metrics__isnull=True)),
+                name="assessment_metrics_iff_succeeded",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=AssessmentStatus.FAILED, error__isnull=False)
+                | (~Q(status=AssessmentStatus.FAILED) & Q(error__isnull=True)),
+                name="assessment_error_iff_failed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assessment {self.pk} ({self.kind}) of {self.version}: {self.status}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in ASSESSMENT_FINAL_STATUSES

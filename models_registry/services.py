@@ -25,7 +25,7 @@ from audit.services import Actor, SystemActor, record_event
 from audit.snapshot import diff, snapshot
 from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
 from governance.models import Desk
-from models_registry import artifacts, datasets, lifecycle, segregation, selectors
+from models_registry import artifacts, datasets, features, lifecycle, segregation, selectors
 from models_registry.choices import LifecycleStatus, ValidationStatus
 from models_registry.models import Dataset, DatasetGrant, Engagement, EngagementModel, Model, ModelGrant, ModelVersion
 
@@ -56,6 +56,8 @@ VERSION_UPDATABLE_FIELDS = frozenset(
         "training_dataset",
         "validation_dataset",
         "test_dataset",
+        "feature_pipeline",
+        "target",
     }
 )
 # After submission a version is frozen: what was validated is what gets approved and deployed.
@@ -370,6 +372,41 @@ def _check_dataset_roles(version: ModelVersion) -> None:
         raise ValidationError(errors)
 
 
+def _check_features(version: ModelVersion) -> None:
+    """The pipeline exists, the target is one it offers (any column for ``columns``), the
+    artifact's features are ones the pipeline produces, and the target is not a feature.
+
+    A blank target is accepted at registration (the evaluation design may come later); a risk
+    assessment refuses a version without one."""
+    if version.feature_pipeline not in features.PIPELINES:
+        raise ValidationError(
+            {
+                "feature_pipeline": [
+                    f"unknown pipeline {version.feature_pipeline!r} (known: {', '.join(features.PIPELINES)})"
+                ]
+            }
+        )
+    pipeline = features.PIPELINES[version.feature_pipeline]
+    errors: dict[str, list[str]] = {}
+    if version.target:
+        problem = pipeline.target_error(version.target)
+        if problem:
+            errors["target"] = [problem]
+        elif version.target in (version.feature_names or []):
+            errors["target"] = [
+                f"{version.target!r} is also one of the artifact's features (the model would see its answer)"
+            ]
+    if pipeline.name == "daily_prices_v1":
+        unknown = [name for name in version.feature_names or [] if name not in features.FEATURES]
+        if unknown:
+            errors["feature_pipeline"] = [
+                f"the artifact expects features {', '.join(unknown)}, which pipeline {pipeline.name} does not produce "
+                f"(it produces {', '.join(features.FEATURES)})"
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+
 @audited_change()
 def model_version_create(
     *,
@@ -384,10 +421,16 @@ def model_version_create(
     training_dataset: Dataset | None = None,
     validation_dataset: Dataset | None = None,
     test_dataset: Dataset | None = None,
+    feature_pipeline: str = features.DEFAULT_PIPELINE,
+    target: str = "",
     created_by: AbstractBaseUser | None = None,
     reason: str = "",
 ) -> ModelVersion:
-    """Register a trained artifact as a new version (status draft) after checking it is safe."""
+    """Register a trained artifact as a new version (status draft) after checking it is safe.
+
+    ``feature_pipeline`` (models_registry.features) says how the datasets become the model's
+    features and ``target`` what it predicts; both are what a risk assessment rebuilds.
+    """
     _require_permission(actor, "models_registry.add_modelversion", "register model versions")
     _require_scope(actor, selectors.model_list, model, "add a version to")
     info = artifacts.inspect_artifact(artifact)
@@ -414,12 +457,15 @@ def model_version_create(
         training_dataset=training_dataset,
         validation_dataset=validation_dataset,
         test_dataset=test_dataset,
+        feature_pipeline=feature_pipeline,
+        target=(target or "").strip(),
         created_by=author,
     )
     model_version.artifact.name = f"artifacts/{info.sha256}.skops"
     if not isinstance(model_version.hyperparameters, dict):
         raise ValidationError({"hyperparameters": ["must be a JSON object"]})
     _check_dataset_roles(model_version)
+    _check_features(model_version)
     model_version.full_clean()
     _store(artifact, folder="artifacts", suffix=".skops", sha256=info.sha256)
     model_version.save()
@@ -453,6 +499,7 @@ def model_version_update(
     if not isinstance(version.hyperparameters, dict):
         raise ValidationError({"hyperparameters": ["must be a JSON object"]})
     _check_dataset_roles(version)
+    _check_features(version)
     version.full_clean()
     if not _changed(before, snapshot(version)):
         return version  # Saving would bump updated_at: a write with nothing to audit.
@@ -796,3 +843,16 @@ def dataset_content(*, actor: Actor, dataset: Dataset) -> bytes:
         raise Conflict(f"the stored content of dataset {dataset.name!r} no longer matches its SHA-256")
     dataset_access_log(actor=actor, dataset_id=dataset.pk, kind="download")
     return content
+
+
+# --- Risk assessments ---------------------------------------------------------------------------
+# In their own module for length; still services, the one place that writes them.
+from models_registry.assessment_services import (  # noqa: E402
+    assessment_cancel as assessment_cancel,
+)
+from models_registry.assessment_services import (  # noqa: E402
+    assessment_execute as assessment_execute,
+)
+from models_registry.assessment_services import (  # noqa: E402
+    assessment_request as assessment_request,
+)

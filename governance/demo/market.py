@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from models_registry import features
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "market"
 
-FEATURES = ["ret_1", "ret_5", "ret_20", "vol_20", "ma_gap_10", "ma_gap_50", "volume_z_20"]
-LOOKBACK_DAYS = 50
+# The feature builder lives with the registry's feature pipelines (daily_prices_v1), so the
+# risk assessment rebuilds exactly the features the demo trains on.
+FEATURES = features.FEATURES
+LOOKBACK_DAYS = features.LOOKBACK_DAYS
+build_features = features.build_features
 
 
 @dataclass(frozen=True)
@@ -47,26 +51,6 @@ def load_prices(ticker: str) -> pd.DataFrame:
 def split_prices(prices: pd.DataFrame, split: Split) -> pd.DataFrame:
     mask = (prices["Date"] >= split.start) & (prices["Date"] <= split.end)
     return prices.loc[mask].reset_index(drop=True)
-
-
-def build_features(prices: pd.DataFrame) -> pd.DataFrame:
-    """Features per day plus targets ``next_return`` and ``next_up``; warm-up rows dropped."""
-    close = prices["Adj Close"].astype(float)
-    log_close = np.log(close)
-    ret_1 = log_close.diff()
-    out = pd.DataFrame({"Date": prices["Date"]})
-    out["ret_1"] = ret_1
-    out["ret_5"] = log_close.diff(5)
-    out["ret_20"] = log_close.diff(20)
-    out["vol_20"] = ret_1.rolling(20).std()
-    out["ma_gap_10"] = close / close.rolling(10).mean() - 1.0
-    out["ma_gap_50"] = close / close.rolling(50).mean() - 1.0
-    volume = prices["Volume"].astype(float)
-    out["volume_z_20"] = (volume - volume.rolling(20).mean()) / volume.rolling(20).std()
-    out["next_return"] = ret_1.shift(-1)
-    out["next_up"] = (out["next_return"] > 0).astype(int)
-    out = out.iloc[LOOKBACK_DAYS:-1]
-    return out.replace([np.inf, -np.inf], np.nan).dropna().reset_index(drop=True)
 
 
 def features_for_split(features: pd.DataFrame, split: Split) -> pd.DataFrame:

@@ -217,6 +217,8 @@ def seed_models(
                 training_dataset=datasets[(spec.ticker, "train")],
                 validation_dataset=datasets[(spec.ticker, "validation")],
                 test_dataset=datasets[(spec.ticker, "test")],
+                feature_pipeline="daily_prices_v1",
+                target=spec.target,
                 reason="Initial version trained by the demo.",
             )
             report.note(f"version {version}")

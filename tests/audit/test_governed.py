@@ -86,6 +86,7 @@ def existing(
         "governance.policydecision": lambda: _policy_decision(make_version()),
         "governance.signoffrequest": lambda: _signoff_request(request),
         "governance.signoffresponse": lambda: _signoff_response(request),
+        "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
             version=request.getfixturevalue("validated_version"),
@@ -103,6 +104,12 @@ def existing(
         return builders[label]()
 
     return build
+
+
+def _risk_assessment(make_version: Callable[..., models.Model], make_dataset: Callable[..., models.Model]) -> Any:
+    """Queued only: inside the test's transaction the job (sent on commit) never starts."""
+    version = make_version(target="Close", test_dataset=make_dataset(name="walk-test"))
+    return registry_services.assessment_request(actor=SystemActor("tests"), version=version, kind="performance")[0]
 
 
 def _policy_set() -> models.Model:
@@ -182,6 +189,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.signoffrequest": {"justification": "changed"},
     "governance.signoffresponse": {"comment": "changed"},
     "governance.finding": {"title": "changed"},
+    "models_registry.riskassessment": {"current_step": "changed"},
 }
 
 
