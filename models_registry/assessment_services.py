@@ -676,7 +676,16 @@ def assessment_execute(*, assessment_id: int, task_id: str = "", actor: Actor = 
     try:
         return assessment_finish(actor=actor, assessment=assessment, outcome=outcome)
     except Conflict:
-        return RiskAssessment.objects.get(pk=assessment.pk)
+        return RiskAssessment.objects.get(pk=assessment.pk)  # ended elsewhere meanwhile
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        # Storing the results or a finding failed: that transaction rolled back whole, so the
+        # assessment is still running with nothing stored; it ends failed instead.
+        logger.exception("risk assessment %s could not be stored", assessment.pk)
+        return assessment_fail(
+            actor=actor, assessment=assessment, code="internal_error", message=f"{type(exc).__name__}: {exc}"
+        )
 
 
 def _safe(detail: Any) -> Any:

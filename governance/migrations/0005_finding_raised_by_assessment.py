@@ -6,27 +6,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('governance', '0004_signoffs_and_findings'),
-        ('models_registry', '0004_risk_assessments_and_feature_pipelines'),
+        ("governance", "0004_signoffs_and_findings"),
+        ("models_registry", "0004_risk_assessments_and_feature_pipelines"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='finding',
-            name='assessment',
-            field=models.ForeignKey(blank=True, help_text='The risk assessment that raised the finding automatically, if any.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='findings', to='models_registry.riskassessment'),
+            model_name="finding",
+            name="assessment",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The risk assessment that raised the finding automatically, if any.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="findings",
+                to="models_registry.riskassessment",
+            ),
         ),
         migrations.AddField(
-            model_name='finding',
-            name='raised_by_label',
+            model_name="finding",
+            name="raised_by_label",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AlterField(
-            model_name='finding',
-            name='raised_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="finding",
+            name="raised_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

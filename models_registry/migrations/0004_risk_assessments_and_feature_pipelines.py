@@ -6,59 +6,167 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_registry', '0003_dataset_validate_and_assign_validator_permissions'),
+        ("models_registry", "0003_dataset_validate_and_assign_validator_permissions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='feature_pipeline',
-            field=models.CharField(choices=[('columns', 'Dataset columns'), ('daily_prices_v1', 'Daily prices v1')], default='columns', help_text="How the datasets become the model's features (models_registry.features).", max_length=50),
+            model_name="modelversion",
+            name="feature_pipeline",
+            field=models.CharField(
+                choices=[("columns", "Dataset columns"), ("daily_prices_v1", "Daily prices v1")],
+                default="columns",
+                help_text="How the datasets become the model's features (models_registry.features).",
+                max_length=50,
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='target',
-            field=models.CharField(blank=True, help_text="What the model predicts: a target of the pipeline, or a column of the dataset for 'columns'.", max_length=100),
+            model_name="modelversion",
+            name="target",
+            field=models.CharField(
+                blank=True,
+                help_text="What the model predicts: a target of the pipeline, or a column of the dataset for 'columns'.",
+                max_length=100,
+            ),
         ),
         migrations.CreateModel(
-            name='RiskAssessment',
+            name="RiskAssessment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('full', 'Full (every check)'), ('performance', 'Performance metrics'), ('backtest', 'Backtest and robustness'), ('overfitting', 'Overfitting'), ('data_quality', 'Data quality and drift'), ('explainability', 'Explainability')], default='full', max_length=20)),
-                ('parameters', models.JSONField(default=dict, help_text='Normalised by the service, defaults filled in.')),
-                ('inputs', models.JSONField(default=dict, editable=False)),
-                ('inputs_key', models.CharField(db_index=True, editable=False, max_length=64)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20)),
-                ('progress_percent', models.PositiveSmallIntegerField(default=0)),
-                ('current_step', models.CharField(blank=True, max_length=100)),
-                ('metrics', models.JSONField(blank=True, editable=False, null=True)),
-                ('results', models.JSONField(blank=True, editable=False, null=True)),
-                ('overfitting', models.JSONField(blank=True, editable=False, null=True)),
-                ('explainability', models.JSONField(blank=True, editable=False, null=True)),
-                ('rating', models.CharField(blank=True, choices=[('green', 'Green'), ('amber', 'Amber'), ('red', 'Red')], max_length=10, null=True)),
-                ('rating_rules', models.JSONField(blank=True, null=True)),
-                ('environment', models.JSONField(default=dict, editable=False)),
-                ('random_seed', models.BigIntegerField(default=0)),
-                ('celery_task_id', models.CharField(blank=True, max_length=255)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('requested_by_label', models.CharField(max_length=200)),
-                ('queued_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.JSONField(blank=True, editable=False, null=True)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assessments', to='models_registry.model')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assessments', to='models_registry.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("full", "Full (every check)"),
+                            ("performance", "Performance metrics"),
+                            ("backtest", "Backtest and robustness"),
+                            ("overfitting", "Overfitting"),
+                            ("data_quality", "Data quality and drift"),
+                            ("explainability", "Explainability"),
+                        ],
+                        default="full",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "parameters",
+                    models.JSONField(default=dict, help_text="Normalised by the service, defaults filled in."),
+                ),
+                ("inputs", models.JSONField(default=dict, editable=False)),
+                ("inputs_key", models.CharField(db_index=True, editable=False, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("progress_percent", models.PositiveSmallIntegerField(default=0)),
+                ("current_step", models.CharField(blank=True, max_length=100)),
+                ("metrics", models.JSONField(blank=True, editable=False, null=True)),
+                ("results", models.JSONField(blank=True, editable=False, null=True)),
+                ("overfitting", models.JSONField(blank=True, editable=False, null=True)),
+                ("explainability", models.JSONField(blank=True, editable=False, null=True)),
+                (
+                    "rating",
+                    models.CharField(
+                        blank=True,
+                        choices=[("green", "Green"), ("amber", "Amber"), ("red", "Red")],
+                        max_length=10,
+                        null=True,
+                    ),
+                ),
+                ("rating_rules", models.JSONField(blank=True, null=True)),
+                ("environment", models.JSONField(default=dict, editable=False)),
+                ("random_seed", models.BigIntegerField(default=0)),
+                ("celery_task_id", models.CharField(blank=True, max_length=255)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("requested_by_label", models.CharField(max_length=200)),
+                ("queued_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.JSONField(blank=True, editable=False, null=True)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assessments",
+                        to="models_registry.model",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assessments",
+                        to="models_registry.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-queued_at', '-pk'],
-                'permissions': [('request_riskassessment', 'Can request a risk assessment')],
-                'indexes': [models.Index(fields=['version', 'status'], name='assessment_version_status_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded'])), fields=('inputs_key',), name='assessment_live_inputs_unique'), models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed', 'cancelled'])), name='assessment_status_known'), models.CheckConstraint(condition=models.Q(('kind__in', ['full', 'performance', 'backtest', 'overfitting', 'data_quality', 'explainability'])), name='assessment_kind_known'), models.CheckConstraint(condition=models.Q(('progress_percent__gte', 0), ('progress_percent__lte', 100)), name='assessment_progress_percent'), models.CheckConstraint(condition=models.Q(models.Q(('metrics__isnull', False), ('status', 'succeeded')), models.Q(models.Q(('status', 'succeeded'), _negated=True), ('metrics__isnull', True)), _connector='OR'), name='assessment_metrics_iff_succeeded'), models.CheckConstraint(condition=models.Q(models.Q(('error__isnull', False), ('status', 'failed')), models.Q(models.Q(('status', 'failed'), _negated=True), ('error__isnull', True)), _connector='OR'), name='assessment_error_iff_failed')],
+                "ordering": ["-queued_at", "-pk"],
+                "permissions": [("request_riskassessment", "Can request a risk assessment")],
+                "indexes": [models.Index(fields=["version", "status"], name="assessment_version_status_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["queued", "running", "succeeded"])),
+                        fields=("inputs_key",),
+                        name="assessment_live_inputs_unique",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["queued", "running", "succeeded", "failed", "cancelled"])),
+                        name="assessment_status_known",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "kind__in",
+                                ["full", "performance", "backtest", "overfitting", "data_quality", "explainability"],
+                            )
+                        ),
+                        name="assessment_kind_known",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("progress_percent__gte", 0), ("progress_percent__lte", 100)),
+                        name="assessment_progress_percent",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("metrics__isnull", False), ("status", "succeeded")),
+                            models.Q(models.Q(("status", "succeeded"), _negated=True), ("metrics__isnull", True)),
+                            _connector="OR",
+                        ),
+                        name="assessment_metrics_iff_succeeded",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("error__isnull", False), ("status", "failed")),
+                            models.Q(models.Q(("status", "failed"), _negated=True), ("error__isnull", True)),
+                            _connector="OR",
+                        ),
+                        name="assessment_error_iff_failed",
+                    ),
+                ],
             },
         ),
     ]
