@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.errors import DomainError
-from models_registry import artifacts, datasets, lifecycle, selectors, services
+from models_registry import artifacts, datasets, features, lifecycle, selectors, services
 from models_registry.choices import LifecycleStatus
 from models_registry.models import Dataset, Model, ModelVersion
 
@@ -172,6 +172,9 @@ class DatasetAdminForm(forms.ModelForm):
             raise ValidationError(exc.message_dict["rules"]) from exc
         return rules
 
+    def clean_feature_pipeline(self) -> str:
+        return self.cleaned_data.get("feature_pipeline") or features.DEFAULT_PIPELINE
+
     def clean_upload(self) -> Any:
         upload = self.cleaned_data.get("upload")
         if upload is not None and upload.size > settings.GOVERNANCE_MAX_DATASET_BYTES:
@@ -273,6 +276,8 @@ class ModelVersionAdminForm(forms.ModelForm):
             "training_dataset",
             "validation_dataset",
             "test_dataset",
+            "feature_pipeline",
+            "target",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -282,11 +287,16 @@ class ModelVersionAdminForm(forms.ModelForm):
         adding = not self.instance.pk
         if "framework" in self.fields:
             self.fields["framework"].required = False
+        if "feature_pipeline" in self.fields:  # left out: the default pipeline ("columns")
+            self.fields["feature_pipeline"].required = False
         if "upload" in self.fields:
             self.fields["upload"].required = adding
         for name in ("model", "version"):
             if name in self.fields:
                 self.fields[name].disabled = not adding
+
+    def clean_feature_pipeline(self) -> str:
+        return self.cleaned_data.get("feature_pipeline") or features.DEFAULT_PIPELINE
 
     def clean_upload(self) -> Any:
         upload = self.cleaned_data.get("upload")

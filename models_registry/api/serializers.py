@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from governance.api.fields import JSONObjectField
 from governance.models import Desk
+from models_registry import features
 from models_registry.choices import (
     Classification,
     LifecycleStatus,
@@ -160,6 +161,8 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
             "training_dataset",
             "validation_dataset",
             "test_dataset",
+            "feature_pipeline",
+            "target",
             "created_by",
             "created_at",
         ]
@@ -184,6 +187,8 @@ class ModelVersionUpdateSerializer(serializers.Serializer):
         queryset=Dataset.objects.all(), required=False, allow_null=True
     )
     test_dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all(), required=False, allow_null=True)
+    feature_pipeline = serializers.ChoiceField(choices=features.PIPELINE_CHOICES, required=False)
+    target = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
 class ModelVersionCreateSerializer(ModelVersionUpdateSerializer):
