@@ -7,9 +7,9 @@ docs/policies.md; ``SCHEMA_VERSION`` changes whenever a field is removed or chan
 meaning (adding a field does not break rules, but is documented too).
 
 Schema version 1 reserves sections that later parts of the system fill: the latest risk
-assessment (``risk_assessment``: null until risk-assessment jobs exist), the sign-off request
-being decided (``signoff``: null unless the sign-off workflow passes it) and the proposed
-deployment (``deployment``: null unless passed). Their shape is fixed here, so that rules can
+assessment (``risk_assessment``: the version's latest succeeded full assessment, or null), the
+sign-off request being decided (``signoff``: null unless the sign-off workflow passes it) and
+the proposed deployment (``deployment``: null unless passed). Their shape is fixed here, so that rules can
 be written against it; a caller that has such data passes it in and it is validated against
 that shape. ``findings`` holds the version's validation findings from the database
 (``governance.models.Finding``), unless a caller passes its own.
@@ -41,6 +41,7 @@ from governance.policy.schema import describe_errors
 from governance.roles import Role
 from models_registry import lifecycle
 from models_registry.models import Dataset, ModelGrant, ModelVersion
+from models_registry.models import RiskAssessment as RiskAssessmentRow
 
 SCHEMA_VERSION = 1
 DATASET_ROLES = ("training", "validation", "test")
@@ -253,6 +254,7 @@ def _base_document(
     validators: list[int],
     history: dict[str, dict[str, Any]],
     findings: list[dict[str, Any]],
+    latest_assessment: dict[str, Any] | None,
 ) -> dict[str, Any]:
     model = version.model
     assessment = model.tier_assessment
@@ -320,7 +322,7 @@ def _base_document(
             "assigned_validator_ids": validators,
         },
         # Reserved in schema version 1 (see the module docstring).
-        "risk_assessment": None,
+        "risk_assessment": latest_assessment,
         "findings": findings,
         "signoff": None,
         "deployment": None,
@@ -332,7 +334,7 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
     Queries (per 900 versions): the versions with their model, desk, owner, creator and
     datasets; the developers of their models; their assigned validators; their findings;
-    their lifecycle events from the audit log. Unknown ids are left out.
+    their latest succeeded full risk assessments; their lifecycle events from the audit log. Unknown ids are left out.
     """
     ids = list(version_ids)
     loaded: list[ModelVersion] = []
@@ -379,6 +381,29 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
                 }
             )
 
+    assessments: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        rows = (
+            RiskAssessmentRow.objects.filter(version_id__in=chunk, status="succeeded", kind="full")
+            .order_by("version_id", "-finished_at", "-pk")
+            .values_list("version_id", "pk", "finished_at", "metrics", "overfitting", "explainability")
+        )
+        for version_id, pk, finished_at, metrics, overfitting, explainability in rows:
+            if version_id in assessments:
+                continue  # ordered newest first per version: the latest one wins
+            assessments[version_id] = {
+                "id": pk,
+                "completed_at": _ts(finished_at),
+                # Rules compare numbers; a metric the checks could not compute is absent, not null.
+                "metrics": {
+                    name: value
+                    for name, value in (metrics or {}).items()
+                    if isinstance(value, int | float) and not isinstance(value, bool)
+                },
+                "overfitting": overfitting,
+                "explainability": explainability,
+            }
+
     history: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for chunk in _chunks([str(pk) for pk in ids]):
         events = (
@@ -403,6 +428,7 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
             validators=sorted(set(validators[model.pk])),
             history=history[version.pk],
             findings=findings[version.pk],
+            latest_assessment=assessments.get(version.pk),
         )
     return documents
 
@@ -449,7 +475,8 @@ def build_input_document(
         at=at or timezone.now(),
         requested_by=requester(requested_by),
     )
-    document["risk_assessment"] = _reserved("risk_assessment", risk_assessment)
+    if risk_assessment is not None:
+        document["risk_assessment"] = _reserved("risk_assessment", risk_assessment)
     if findings is not None:
         document["findings"] = _reserved("findings", findings)
     document["signoff"] = _reserved("signoff", signoff)

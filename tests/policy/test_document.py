@@ -152,6 +152,55 @@ def test_reserved_sections_supplied_by_callers_are_validated(make_version, owner
 
 def test_many_versions_in_a_fixed_number_of_queries(make_model, make_version, django_assert_max_num_queries, owner):
     ids = [make_version(model=make_model(name=f"m{i}")).pk for i in range(6)]
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         docs = document.version_documents(ids)
     assert sorted(docs) == sorted(ids)
+
+
+def _stored_assessment(version, *, status, finished_at, metrics, kind="full"):
+    """Test set-up: a finished assessment row as the job would leave it (audited, like any write)."""
+    from django.utils import timezone
+
+    from audit.scope import audited_change
+    from audit.services import record_event
+    from models_registry.models import RiskAssessment
+
+    with audited_change():
+        row = RiskAssessment.objects.create(
+            model=version.model,
+            version=version,
+            kind=kind,
+            inputs_key=f"{kind}-{status}-{finished_at.isoformat()}",
+            status=status,
+            progress_percent=100,
+            metrics=metrics,
+            overfitting={"passed": True, "method": "cscv_pbo", "details": {"pbo": 0.1}},
+            requested_by_label="tests",
+            error=None if status == "succeeded" else {"code": "check_failed", "message": "test"},
+            queued_at=timezone.now(),
+            started_at=finished_at,
+            finished_at=finished_at,
+        )
+        record_event(actor=SystemActor("tests"), action="test.state_forced", target=row)
+    return row
+
+
+def test_the_latest_succeeded_full_assessment_fills_risk_assessment(make_version):
+    from django.utils import timezone
+
+    version = make_version()
+    assert document.version_documents([version.pk])[version.pk]["risk_assessment"] is None
+    now = timezone.now()
+    older = _stored_assessment(
+        version, status="succeeded", finished_at=now - dt.timedelta(days=2), metrics={"accuracy": 0.5}
+    )
+    latest = _stored_assessment(
+        version, status="succeeded", finished_at=now - dt.timedelta(days=1), metrics={"accuracy": 0.57, "roc_auc": None}
+    )
+    _stored_assessment(version, status="failed", finished_at=now, metrics=None)
+    _stored_assessment(version, status="succeeded", finished_at=now, metrics={"accuracy": 0.9}, kind="backtest")
+    section = document.version_documents([version.pk])[version.pk]["risk_assessment"]
+    assert section["id"] == latest.pk != older.pk
+    # A metric the checks could not compute is left out, so rules see numbers only.
+    assert section["metrics"] == {"accuracy": 0.57}
+    assert section["overfitting"]["passed"] is True and section["explainability"] is None
