@@ -611,7 +611,8 @@ def run(inputs: Inputs, progress: Progress) -> Outcome:
                         )
                     )
             results["data_quality"] = reports
-            metrics["datasets_failing_quality"] = sum(1 for r in reports.values() if not r["passed"])
+            # Named as the policies read it (ASSESS-DATA-01).
+            metrics["data_quality_failures"] = sum(1 for r in reports.values() if not r["passed"])
             if train is not None and test is not None:
                 drift = dq.drift(
                     train.built.features,

@@ -431,9 +431,13 @@ def _due(severity: str) -> dt.date:
 def assessment_finish(*, actor: Actor, assessment: RiskAssessment, outcome: pipeline.Outcome) -> RiskAssessment:
     """Store the complete outcome: succeeded, with its metrics, results and the findings it raises.
 
-    One transaction: the findings (remediation owner: the model's owner; due by severity) and
-    the results that justify them are stored together or not at all. A cancellation asked for
-    while the last step ran wins: the assessment ends cancelled and nothing is stored.
+    One transaction: the findings (remediation owner: the model's owner; due by severity), the
+    results that justify them and the rating are stored together or not at all. The rating is
+    decided by the policies in force at the ``assessment`` trigger (``rating``: green, amber or
+    red; ``rating_rules``: the rules that decided it; ``rating_decision``: the stored policy
+    decision); with no policy set in force the rating stays null and ``rating_rules`` says why.
+    A cancellation asked for while the last step ran wins: the assessment ends cancelled and
+    nothing is stored.
     """
     from governance.services import _finding_raise_by_assessment
 
@@ -451,6 +455,7 @@ def assessment_finish(*, actor: Actor, assessment: RiskAssessment, outcome: pipe
     assessment.progress_percent = 100
     assessment.current_step = "done"
     assessment.finished_at = timezone.now()
+    rated = _rate(actor=actor, assessment=assessment)
     assessment.save()
     record_event(
         actor=actor,
@@ -459,6 +464,10 @@ def assessment_finish(*, actor: Actor, assessment: RiskAssessment, outcome: pipe
         before=before,
         after={
             **_snapshot(assessment),
+            "rating": assessment.rating,
+            "rating_rules": assessment.rating_rules,
+            "rating_decision": assessment.rating_decision_id,
+            "policy_set_hash": None if rated is None else rated["policy_set_hash"],
             "metrics": outcome.metrics,
             "overfitting": outcome.overfitting,
             "explainability": None
@@ -481,12 +490,56 @@ def assessment_finish(*, actor: Actor, assessment: RiskAssessment, outcome: pipe
     return assessment
 
 
+def _not_rated(message: str) -> list[dict[str, Any]]:
+    """``rating_rules`` of an assessment left unrated: one entry saying why, in the rules' shape."""
+    return [{"id": None, "outcome": "not_rated", "message": message, "references": []}]
+
+
+def _rate(*, actor: Actor, assessment: RiskAssessment) -> dict[str, Any] | None:
+    """Set the rating of the (about to be) succeeded assessment from the policies in force; the
+    policy decision is stored in the caller's transaction, so it stands or falls with the results.
+    Returns what ``risk_assessment_rating`` returned (None: not rated).
+
+    Only full assessments are rated: a partial kind runs some checks only, and the rules at the
+    ``assessment`` trigger (OVERFIT-01 for one) would hold the checks it skipped against it.
+    """
+    from governance.services import risk_assessment_rating
+
+    rated = None
+    if assessment.kind == AssessmentKind.FULL:
+        rated = risk_assessment_rating(
+            actor=actor,
+            version=assessment.version,
+            risk_assessment=policy_section(assessment),
+            at=assessment.finished_at,
+        )
+    if rated is None:
+        assessment.rating, assessment.rating_decision = None, None
+        assessment.rating_rules = _not_rated(
+            f"only full assessments are rated; this one is {assessment.kind}"
+            if assessment.kind != AssessmentKind.FULL
+            else "no policy set was in force when the assessment finished, so no rating was decided"
+        )
+    else:
+        assessment.rating, assessment.rating_rules = rated["rating"], rated["rules"]
+        assessment.rating_decision_id = rated["decision"]
+    return rated
+
+
 def policy_section(assessment: RiskAssessment) -> dict[str, Any]:
-    """The assessment as the policies' ``risk_assessment`` input section (governance.policy.document)."""
+    """The assessment as the policies' ``risk_assessment`` input section (governance.policy.document).
+
+    Metrics are numbers only, as the document's shape requires and as the document built from
+    the stored assessments has them: a metric the checks could not compute (None) is absent.
+    """
     return {
         "id": assessment.pk,
         "completed_at": assessment.finished_at,
-        "metrics": assessment.metrics or {},
+        "metrics": {
+            name: value
+            for name, value in (assessment.metrics or {}).items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        },
         "overfitting": assessment.overfitting,
         "explainability": assessment.explainability,
     }

@@ -335,8 +335,8 @@ class RiskAssessment(models.Model):
     results = models.JSONField(null=True, blank=True, editable=False)
     overfitting = models.JSONField(null=True, blank=True, editable=False)
     explainability = models.JSONField(null=True, blank=True, editable=False)
-    # Filled from the policies by the rating step (a later change): null until then. Null, not
-    # "", because "not rated" is what the policies and the API report, as for rating_rules.
+    # Decided by the policies (trigger ``assessment``) when the assessment succeeds; null when
+    # no policy set was in force (``rating_rules`` then says so) or the assessment did not succeed.
     rating = models.CharField(  # noqa: DJ001
         max_length=10,
         null=True,
@@ -344,6 +344,14 @@ class RiskAssessment(models.Model):
         choices=[("green", "Green"), ("amber", "Amber"), ("red", "Red")],
     )
     rating_rules = models.JSONField(null=True, blank=True)
+    rating_decision = models.ForeignKey(
+        "governance.PolicyDecision",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The policy decision that rated the assessment.",
+    )
     environment = models.JSONField(default=dict, editable=False)
     random_seed = models.BigIntegerField(default=0)
     celery_task_id = models.CharField(max_length=255, blank=True)
