@@ -43,7 +43,8 @@ class Event(models.Model):
     )
     actor_label = models.CharField(max_length=200)
     action = models.CharField(max_length=100, db_index=True)
-    object_type = models.CharField(max_length=100, db_index=True)
+    # No index of its own: the (object_type, object_id, seq) index below serves it.
+    object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64, db_index=True, blank=True)
     object_repr = models.CharField(max_length=300, blank=True)
     before = models.JSONField(null=True, blank=True)

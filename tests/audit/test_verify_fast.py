@@ -79,7 +79,7 @@ def test_fast_canonical_bytes_equal_the_orm_path(before, after, reason, object_i
         leaves = dict(Event.objects.values_list("seq", "leaf_hash"))
         stored = dict(Event.objects.values_list("seq", "canonical"))
         # The database's check of the columns against the stored text accepts every row.
-        accepted = verify._fast_leaves(chunk_size=10_000, workers=1)
+        accepted = verify.verify_log_fast(chunk_size=8192, workers=1)
         result = verify.verify_log()
         transaction.savepoint_rollback(sid)
     assert accepted is not None
@@ -188,7 +188,7 @@ def test_fragments_that_splice_into_the_same_text_are_still_found():
     # Without the guard the columns would pass for the stored text: only the guard keeps
     # the row off the fast path.
     assert row[5] == 1
-    assert verify._fast_leaves(chunk_size=10_000, workers=1) is None
+    assert verify.verify_log_fast(chunk_size=8192, workers=1) is None
     result = verify.verify_log()
     assert result.first_bad_seq == seq
 
@@ -198,7 +198,7 @@ def test_the_stored_text_is_what_the_leaf_hash_covers():
     _events(3)
     for text, leaf in Event.objects.values_list("canonical", "leaf_hash"):
         assert hashing.merkle.leaf_hash(text.encode("utf-8")).hex() == leaf
-    assert verify._fast_leaves(chunk_size=2, workers=1) is not None
+    assert verify.verify_log_fast(chunk_size=2, workers=1) is not None
 
 
 @pytest.mark.django_db(transaction=True)
