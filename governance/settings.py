@@ -250,6 +250,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 15 * 60, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 20 * 60, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis (and SQS) only: a job taken by a worker that dies without acknowledging it (SIGKILL,
+# lost machine) is delivered again this many seconds after it was taken. Keep it above
+# CELERY_TASK_TIME_LIMIT, or a job still running is delivered to a second worker (which restarts
+# it: risk assessments still finish once, but the work is done twice). RabbitMQ redelivers as
+# soon as the worker's connection drops and ignores this.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 # `celery -A governance beat` runs these; each report cites a checkpoint, so the log is
 # signed at least this often (and never when idle: the task skips an unchanged log).
 GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL = env_int("GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=60)
@@ -263,9 +270,21 @@ if GOVERNANCE_SIGNOFF_DUE_DAYS > GOVERNANCE_SIGNOFF_EXPIRY_DAYS:
         f"GOVERNANCE_SIGNOFF_EXPIRY_DAYS ({GOVERNANCE_SIGNOFF_EXPIRY_DAYS})"
     )
 GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL = env_int("GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL", 3600, minimum=60)
+# Periodic revalidation (models_registry/revalidation.py): an approved, deployed or suspended
+# version is assessed again (full assessment) once its latest succeeded full assessment is
+# older than its model's tier allows, in days; the job also ends runs left "running" past any
+# worker's reach (code "stale"). It runs every GOVERNANCE_REVALIDATION_INTERVAL seconds.
+GOVERNANCE_REVALIDATION_DAYS_TIER_1 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER_1", 90, minimum=1)
+GOVERNANCE_REVALIDATION_DAYS_TIER_2 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER_2", 180, minimum=1)
+GOVERNANCE_REVALIDATION_DAYS_TIER_3 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER_3", 365, minimum=1)
+GOVERNANCE_REVALIDATION_INTERVAL = env_int("GOVERNANCE_REVALIDATION_INTERVAL", 24 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.make_checkpoint", "schedule": float(GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL)},
     "signoff-expiry": {"task": "governance.expire_signoffs", "schedule": float(GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL)},
+    "risk-revalidation": {
+        "task": "models_registry.revalidate_due",
+        "schedule": float(GOVERNANCE_REVALIDATION_INTERVAL),
+    },
 }
 
 # Notifications to approvers and requesters (Django email). The console backend prints them;

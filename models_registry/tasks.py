@@ -68,3 +68,15 @@ def run_risk_assessment(self: Any, assessment_id: int) -> str:
     with audit_context(request_id=self.request.id):
         assessment = assessment_services.assessment_execute(assessment_id=assessment_id, task_id=self.request.id or "")
     return assessment.status
+
+
+@shared_task(bind=True, acks_late=True, name="models_registry.revalidate_due")
+def revalidate_due(self: Any) -> dict[str, Any]:
+    """Celery beat, daily by default: end stale runs, then request the revalidations due by tier
+    (``models_registry.revalidation``); returns what was done."""
+    from models_registry import revalidation
+
+    with audit_context(request_id=self.request.id):
+        stale = revalidation.assessment_end_stale()
+        report = revalidation.revalidation_request_due()
+    return {"stale": stale, **report.as_dict()}
