@@ -38,6 +38,7 @@ class GovernanceConfig(AppConfig):
         govern(self.get_model("SignOffRequest"))
         govern(self.get_model("SignOffResponse"))
         govern(self.get_model("Finding"))
+        govern(self.get_model("Deployment"))
         # guardian's generic tables hold grants on objects without a grant table of their own.
         govern_recorded(UserObjectPermission)
         govern_recorded(GroupObjectPermission)

@@ -223,6 +223,18 @@ class SignOffRequest(models.Model):
         return f"{self.from_status}->{self.to_status}"
 
     @property
+    def is_promotion(self) -> bool:
+        """A deployed version moving to its next deployment phase (no lifecycle change)."""
+        return self.from_status == self.to_status == "deployed"
+
+    @property
+    def trigger(self) -> str:
+        """What the policies are evaluated for: the transition, or ``deployment:<phase>``."""
+        if self.is_promotion:
+            return f"deployment:{(self.deployment or {}).get('phase')}"
+        return self.transition
+
+    @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
@@ -325,3 +337,65 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"finding {self.pk} ({self.severity}, {self.status}): {self.title}"
+
+
+class Deployment(models.Model):
+    """A model version in use for trading, phase by phase (docs/deployments.md).
+
+    Created when a deployment sign-off completes; promoted to the next phase by a further
+    sign-off; stopped at once by the kill switch; replaced by its rollback target in one
+    action. At most one live (active or suspended) deployment per model."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended (kill switch)"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        ENDED = "ended", "Ended"
+
+    LIVE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)
+
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="deployments")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="deployments")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    phase = models.CharField(max_length=50)
+    phase_started_at = models.DateTimeField()
+    capital_limit = models.DecimalField(max_digits=20, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    instruments = models.JSONField(default=list)
+    max_daily_loss = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    rollback_target = models.ForeignKey(
+        "models_registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rollback_plan = models.TextField()
+    signoff = models.ForeignKey(SignOffRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The kill switch: engaged by anyone allowed to pull it, lifted only by a compliance officer.
+    kill_switch_engaged = models.BooleanField(default=False)
+    kill_reason = models.TextField(blank=True)
+    killed_at = models.DateTimeField(null=True, blank=True)
+    killed_by_label = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        permissions = [
+            ("engage_killswitch", "Can pull a model's kill switch"),
+            ("lift_killswitch", "Can lift a kill switch (compliance officers)"),
+            ("rollback_deployment", "Can roll a deployment back to its rollback target"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"], condition=models.Q(status__in=["active", "suspended"]), name="deployment_one_live"
+            ),
+            models.CheckConstraint(condition=models.Q(capital_limit__gt=0), name="deployment_capital_positive"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "suspended", "rolled_back", "ended"]),
+                name="deployment_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"deployment {self.pk}: {self.version_id} {self.phase} ({self.status})"

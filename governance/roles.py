@@ -34,6 +34,9 @@ _GOVERNANCE_RECORDS = ("view_signoffrequest", "view_finding", "view_policyset", 
 # and model owners; the object scope (sight of the version) is checked by the service.
 _ASSESSMENT_VIEWER = ("view_riskassessment",)
 _ASSESSMENT_REQUESTER = ("view_riskassessment", "request_riskassessment")
+# Deployments (governance.Deployment): the kill switch is pulled by owners and the risk and
+# compliance functions (and monitoring jobs); only compliance officers lift it.
+_KILL_SWITCH = ("view_deployment", "engage_killswitch", "rollback_deployment")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
@@ -46,6 +49,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "validate_dataset",
         "view_desk",
         *_SIGNOFF_REQUESTER,
+        *_KILL_SWITCH,
     },
     Role.MODEL_DEVELOPER: {
         *_ASSESSMENT_VIEWER,
@@ -79,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_OVERSIGHT,
         *_FINDINGS_RAISER,
         *_GOVERNANCE_RECORDS,
+        *_KILL_SWITCH,
     },
     Role.COMPLIANCE_OFFICER: {
         *_ASSESSMENT_REQUESTER,
@@ -97,6 +102,8 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_FINDINGS_RAISER,
         "close_finding",
         *_GOVERNANCE_RECORDS,
+        *_KILL_SWITCH,
+        "lift_killswitch",
     },
     Role.INTERNAL_AUDITOR: {
         *_ASSESSMENT_VIEWER,
@@ -108,6 +115,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_engagement",
         *_OVERSIGHT,
         *_GOVERNANCE_RECORDS,
+        "view_deployment",
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
@@ -122,5 +130,6 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_user",
         "view_group",
         *_GOVERNANCE_RECORDS,
+        *_KILL_SWITCH,
     },
 }

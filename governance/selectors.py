@@ -141,3 +141,65 @@ def open_approval_roles(required_approvals: list[dict[str, Any]]) -> set[str]:
 
 def all_approval_roles(required_approvals: list[dict[str, Any]]) -> set[str]:
     return {role for item in required_approvals for role in item["roles"]}
+
+
+# The trading permission ------------------------------------------------------------------
+
+_PERMISSION_KEY = "governance:trading-permission:{}"
+
+
+def _permission_now(model_id: int) -> dict[str, Any]:
+    from governance.models import Deployment
+
+    deployment = (
+        Deployment.objects.filter(model_id=model_id, status__in=Deployment.LIVE_STATUSES)
+        .select_related("version")
+        .first()
+    )
+    answer: dict[str, Any] = {
+        "allowed": False,
+        "version": None,
+        "phase": None,
+        "capital_limit": None,
+        "currency": None,
+        "instruments": [],
+        "reason": "",
+    }
+    if deployment is None:
+        return {**answer, "reason": "not deployed"}
+    answer.update(
+        version=deployment.version.version,
+        phase=deployment.phase,
+        capital_limit=str(deployment.capital_limit),
+        currency=deployment.currency,
+        instruments=list(deployment.instruments),
+    )
+    if deployment.kill_switch_engaged:
+        return {**answer, "reason": f"kill switch engaged: {deployment.kill_reason}"}
+    if deployment.status != Deployment.Status.ACTIVE or deployment.version.status != "deployed":
+        return {**answer, "reason": f"deployment suspended (version {deployment.version.status})"}
+    return {**answer, "allowed": True, "reason": f"deployed in phase {deployment.phase}"}
+
+
+def trading_permission(*, model_id: int) -> dict[str, Any]:
+    """What trading infrastructure may do with a model now: ``{allowed, version, phase,
+    capital_limit (decimal string), currency, instruments, reason}``. Cached; every change to a
+    deployment forgets the model's entry when its transaction commits."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    ttl = settings.GOVERNANCE_TRADING_PERMISSION_TTL
+    if not ttl:
+        return _permission_now(model_id)
+    key = _PERMISSION_KEY.format(model_id)
+    answer = cache.get(key)
+    if answer is None:
+        answer = _permission_now(model_id)
+        cache.set(key, answer, timeout=ttl)
+    return answer
+
+
+def forget_trading_permission(model_id: int) -> None:
+    from django.core.cache import cache
+
+    cache.delete(_PERMISSION_KEY.format(model_id))

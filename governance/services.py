@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from governance import notifications
 from governance import selectors as signoff_selectors
 from governance.errors import Conflict, InvalidTransition, NotPermitted, PolicyDenied
 from governance.models import (
+    Deployment,
     Desk,
     DeskGrant,
     Finding,
@@ -715,9 +717,12 @@ def signoff_submit(
     """
     actor = _require_person(actor, "submitting a sign-off request")
     version = _check_requester(actor, version, "submit a sign-off request")
-    transition = lifecycle.transition_for(version.status, to_status)
-    edge = (transition.source.value, transition.target.value)
-    if edge not in lifecycle.SIGNOFF_TRANSITIONS:
+    if version.status == to_status == LifecycleStatus.DEPLOYED:
+        edge = (version.status, to_status)  # a promotion to the next deployment phase
+    else:
+        transition = lifecycle.transition_for(version.status, to_status)
+        edge = (transition.source.value, transition.target.value)
+    if edge not in lifecycle.SIGNOFF_TRANSITIONS and edge != ("deployed", "deployed"):
         gated = ", ".join(f"{a}->{b}" for a, b in sorted(lifecycle.SIGNOFF_TRANSITIONS))
         raise InvalidTransition(
             f"{edge[0]}->{edge[1]} is made directly, not by sign-off; sign-offs are for {gated}",
@@ -729,8 +734,11 @@ def signoff_submit(
         )
     justification = _clean_text(justification, "justification", what="a justification")
     cleaned_evidence = _clean_evidence(evidence)
-    cleaned_deployment = _clean_deployment(transition.target.value, deployment)
-    trigger = f"{edge[0]}->{edge[1]}"
+    cleaned_deployment = _clean_deployment(edge[1], deployment)
+    _check_deployment_phase(version, edge, cleaned_deployment)
+    trigger = (
+        f"deployment:{cleaned_deployment['phase']}" if edge == ("deployed", "deployed") else f"{edge[0]}->{edge[1]}"
+    )
     open_request = SignOffRequest.objects.filter(
         version=version, to_status=edge[1], status__in=SignOffRequest.OPEN_STATUSES
     ).first()
@@ -856,12 +864,11 @@ def signoff_respond(*, actor: Actor, request: SignOffRequest, verdict: str, comm
             f"request {request.pk}: {'the approvals still missing need' if approving else 'its approvers hold'} "
             f"one of: {', '.join(sorted(eligible)) or 'none'}"
         )
-    transition = lifecycle.transition_for(request.from_status, request.to_status)
     rule = segregation.signoff_refusal(
         user=actor,
         version=request.version,
         requester_id=request.requested_by_id,
-        transition=transition,
+        edge=(request.from_status, request.to_status),
         approving=approving,
     )
     if rule is not None:
@@ -953,7 +960,7 @@ def _signoff_record_response(
     decision = policy_evaluate(
         actor=actor,
         version=request.version,
-        trigger=request.transition,
+        trigger=request.trigger,
         at=now,
         signoff=_signoff_section(request, approvals),
         deployment=request.deployment,
@@ -963,14 +970,17 @@ def _signoff_record_response(
     request.required_approvals = decision.required_approvals
     request.reasons = decision.reasons()
     if decision.outcome == PolicyDecision.Outcome.ALLOW:
-        registry_services.model_version_transition_signed_off(
-            actor=actor,
-            version=request.version,
-            to_status=request.to_status,
-            decision=decision,
-            reason=f"sign-off request {request.pk} approved by "
-            + ", ".join(r.approver_label for r in approvals if r.verdict == SignOffResponse.Verdict.APPROVE),
-        )
+        approvers = ", ".join(r.approver_label for r in approvals if r.verdict == SignOffResponse.Verdict.APPROVE)
+        if not request.is_promotion:
+            registry_services.model_version_transition_signed_off(
+                actor=actor,
+                version=request.version,
+                to_status=request.to_status,
+                decision=decision,
+                reason=f"sign-off request {request.pk} approved by {approvers}",
+            )
+        if request.to_status == LifecycleStatus.DEPLOYED:
+            _deployment_apply_signoff(actor=actor, request=request, at=now)
         request.status, request.closed_at, action = SignOffRequest.Status.APPROVED, now, "signoff.completed"
     elif decision.outcome == PolicyDecision.Outcome.DENY:
         request.status, request.closed_at, action = SignOffRequest.Status.BLOCKED, now, "signoff.blocked"
@@ -1073,18 +1083,20 @@ def signoff_amend(
         requested_by=request.requested_by,
         justification=justification,
         evidence=cleaned_evidence,
+        deployment=cleaned_deployment,
         submitted_at=request.submitted_at,
     )
+    _check_deployment_phase(version, (request.from_status, request.to_status), cleaned_deployment)
     decision = policy_evaluate(
         actor=actor,
         version=version,
-        trigger=request.transition,
+        trigger=amended.trigger,
         at=now,
         signoff=_signoff_section(amended, []),
         deployment=cleaned_deployment,
         reason=f"sign-off request {request.pk} amended",
     )
-    _refuse_unless_requestable(decision, request.transition, version)
+    _refuse_unless_requestable(decision, request.trigger, version)
     return _signoff_apply_amendment(
         actor=actor,
         request=request,
@@ -1350,3 +1362,251 @@ def risk_assessment_rating(
     )
     rating, rules = policy_rating.rate(decision.results)
     return {"rating": rating, "rules": rules, "decision": decision.pk, "policy_set_hash": decision.policy_set_hash}
+
+
+# Deployments: phases, kill switch, rollback (docs/deployments.md) ---------------------------
+
+
+def _live_deployment(model_id: int, *, lock: bool = False) -> Deployment | None:
+    qs = Deployment.objects.filter(model_id=model_id, status__in=Deployment.LIVE_STATUSES)
+    return (qs.select_for_update() if lock else qs).select_related("version", "model").first()
+
+
+def _check_deployment_phase(version: ModelVersion, edge: tuple[str, str], deployment: Mapping[str, Any] | None) -> None:
+    """Phases go in the configured order: a first deployment starts in the first phase; a
+    promotion asks for the phase after the live one; a reinstatement returns to the phase the
+    kill switch stopped, once a compliance officer lifted it."""
+    if edge[1] != LifecycleStatus.DEPLOYED or deployment is None:
+        return
+    phases = list(settings.GOVERNANCE_DEPLOYMENT_PHASES)
+    phase = deployment["phase"]
+    if phase not in phases:
+        raise ValidationError({"deployment": [f"unknown phase {phase!r}; phases are {', '.join(phases)}"]})
+    live = _live_deployment(version.model_id)
+    if edge == (LifecycleStatus.APPROVED, LifecycleStatus.DEPLOYED):
+        if phase != phases[0]:
+            raise ValidationError({"deployment": [f"a first deployment starts in phase {phases[0]}, not {phase}"]})
+        return
+    if live is None or live.version_id != version.pk:
+        raise Conflict(f"{version} has no live deployment to {'promote' if edge[0] == edge[1] else 'reinstate'}")
+    if edge == (LifecycleStatus.DEPLOYED, LifecycleStatus.DEPLOYED):
+        if live.status != Deployment.Status.ACTIVE:
+            raise Conflict(f"{version} is {live.get_status_display().lower()}: a suspended deployment is not promoted")
+        current = phases.index(live.phase) if live.phase in phases else len(phases) - 1
+        if current + 1 >= len(phases):
+            raise Conflict(f"{version} is already in the last phase ({live.phase})")
+        if phase != phases[current + 1]:
+            raise ValidationError(
+                {
+                    "deployment": [
+                        f"{version} is in phase {live.phase}: the next phase is {phases[current + 1]}, not {phase}"
+                    ]
+                }
+            )
+        return
+    # suspended -> deployed: a reinstatement.
+    if live.kill_switch_engaged:
+        raise Conflict(
+            f"the kill switch of {version.model} is engaged ({live.kill_reason}); a compliance officer lifts it first"
+        )
+    if phase != live.phase:
+        raise ValidationError({"deployment": [f"a reinstatement returns to phase {live.phase}, not {phase}"]})
+
+
+def _deployment_snapshot(deployment: Deployment) -> dict[str, Any]:
+    return snapshot(deployment)
+
+
+def _invalidate_trading_permission(model_id: int) -> None:
+    transaction.on_commit(lambda: signoff_selectors.forget_trading_permission(model_id))
+
+
+def _deployment_apply_signoff(*, actor: AbstractBaseUser, request: SignOffRequest, at: datetime) -> Deployment:
+    """The deployment side of a completed deployment sign-off, in its transaction: open the
+    deployment (ending a live one of another version, whose version is suspended), move it
+    to the next phase, or make a reinstated one active again."""
+    from models_registry import services as registry_services
+
+    proposal = request.deployment or {}
+    target = proposal.get("rollback_target") or None
+    limits = {
+        "phase": proposal["phase"],
+        "capital_limit": Decimal(proposal["capital_limit"]),
+        "currency": proposal.get("currency") or settings.GOVERNANCE_BASE_CURRENCY,
+        "instruments": list(proposal.get("instruments") or []),
+        "max_daily_loss": Decimal(proposal["max_daily_loss"]) if proposal.get("max_daily_loss") else None,
+        "rollback_plan": proposal["rollback_plan"],
+        "rollback_target_id": target["version_id"] if target else None,
+    }
+    live = _live_deployment(request.model_id, lock=True)
+    if live is not None and live.version_id == request.version_id:
+        before = _deployment_snapshot(live)
+        if request.is_promotion:
+            live.phase_started_at = at
+        for field, value in limits.items():
+            setattr(live, field, value)
+        live.status = Deployment.Status.ACTIVE
+        live.signoff = request
+        live.save()
+        action = "deployment.promoted" if request.is_promotion else "deployment.reinstated"
+        record_event(actor=actor, action=action, target=live, before=before, after=_deployment_snapshot(live))
+        _invalidate_trading_permission(request.model_id)
+        return live
+    if live is not None:
+        before = _deployment_snapshot(live)
+        live.status, live.ended_at = Deployment.Status.ENDED, at
+        live.save()
+        record_event(
+            actor=actor,
+            action="deployment.ended",
+            target=live,
+            before=before,
+            after=_deployment_snapshot(live),
+            reason=f"replaced by {request.version} (sign-off request {request.pk})",
+        )
+        if live.version.status == LifecycleStatus.DEPLOYED:
+            registry_services.model_version_transition_for_deployment(
+                actor=actor, version=live.version, to_status="suspended", reason=f"replaced by {request.version}"
+            )
+    deployment = Deployment.objects.create(
+        model_id=request.model_id,
+        version_id=request.version_id,
+        phase_started_at=at,
+        started_at=at,
+        signoff=request,
+        **limits,
+    )
+    record_event(actor=actor, action="deployment.started", target=deployment, after=_deployment_snapshot(deployment))
+    _invalidate_trading_permission(request.model_id)
+    return deployment
+
+
+def _deployment_actor_check(actor: Actor, model: Any, permission: str, action: str) -> None:
+    if not isinstance(actor, AbstractBaseUser):
+        return  # the monitoring jobs (anomaly rules) act as system actors
+    if not actor.has_perm(f"governance.{permission}"):
+        raise NotPermitted(f"{actor.get_username()} may not {action} (needs governance.{permission})")
+    if not model_version_list(user=actor).filter(model_id=model.pk).exists():
+        raise NotPermitted(f"{actor.get_username()} may not {action} on {model} (not in scope)")
+
+
+@audited_change()
+def kill_switch_engage(*, actor: Actor, model: Any, reason: str) -> Deployment:
+    """Stop a model trading at once: its live deployment is suspended, its version moves to
+    suspended, and the trading permission answers not allowed from this commit on. Anyone
+    holding ``engage_killswitch`` who sees the model, or a monitoring job, may pull it;
+    pulling it again changes nothing."""
+    from models_registry import services as registry_services
+
+    _deployment_actor_check(actor, model, "engage_killswitch", "pull the kill switch")
+    reason = _clean_text(reason, "reason", what="a reason")
+    deployment = _live_deployment(model.pk, lock=True)
+    if deployment is None:
+        raise Conflict(f"{model} has no live deployment: there is nothing to stop")
+    if deployment.kill_switch_engaged:
+        return deployment
+    before = _deployment_snapshot(deployment)
+    now = timezone.now()
+    deployment.status = Deployment.Status.SUSPENDED
+    deployment.kill_switch_engaged = True
+    deployment.kill_reason, deployment.killed_at, deployment.killed_by_label = reason, now, actor_label(actor)
+    deployment.save()
+    record_event(
+        actor=actor,
+        action="kill_switch.engaged",
+        target=deployment,
+        before=before,
+        after=_deployment_snapshot(deployment),
+        reason=reason,
+    )
+    version = deployment.version
+    if version.status == LifecycleStatus.DEPLOYED:
+        registry_services.model_version_transition_for_deployment(
+            actor=actor, version=version, to_status="suspended", reason=f"kill switch: {reason}"
+        )
+    _invalidate_trading_permission(model.pk)
+    return deployment
+
+
+@audited_change()
+def kill_switch_lift(*, actor: Actor, model: Any, reason: str) -> Deployment:
+    """A compliance officer lifts an engaged kill switch. The model stays suspended: it
+    trades again only after a reinstatement sign-off (suspended -> deployed) allowed by the
+    policies, or a rollback."""
+    actor = _require_person(actor, "lifting a kill switch")
+    _deployment_actor_check(actor, model, "lift_killswitch", "lift a kill switch")
+    reason = _clean_text(reason, "reason", what="a reason")
+    deployment = _live_deployment(model.pk, lock=True)
+    if deployment is None or not deployment.kill_switch_engaged:
+        raise Conflict(f"the kill switch of {model} is not engaged")
+    before = _deployment_snapshot(deployment)
+    deployment.kill_switch_engaged = False
+    deployment.save()
+    record_event(
+        actor=actor,
+        action="kill_switch.lifted",
+        target=deployment,
+        before=before,
+        after=_deployment_snapshot(deployment),
+        reason=reason,
+    )
+    _invalidate_trading_permission(model.pk)
+    return deployment
+
+
+@audited_change()
+def deployment_rollback(*, actor: Actor, model: Any, reason: str) -> Deployment:
+    """Return a model to the rollback target its deployment's sign-off approved, in one
+    action: the live deployment ends as rolled back (its version suspended) and the target is
+    deployed in the same phase with the same limits. Refused without a target, or when the
+    target can no longer be deployed (retired, rejected)."""
+    from models_registry import services as registry_services
+
+    _deployment_actor_check(actor, model, "rollback_deployment", "roll a deployment back")
+    reason = _clean_text(reason, "reason", what="a reason")
+    live = _live_deployment(model.pk, lock=True)
+    if live is None:
+        raise Conflict(f"{model} has no live deployment to roll back")
+    if live.rollback_target_id is None:
+        raise Conflict(
+            f"the deployment of {live.version} names no rollback target; its rollback plan: {live.rollback_plan}"
+        )
+    target = ModelVersion.objects.select_for_update().get(pk=live.rollback_target_id)
+    if target.status not in (LifecycleStatus.APPROVED, LifecycleStatus.SUSPENDED):
+        raise Conflict(f"the rollback target {target} is {target.status} and cannot be deployed")
+    now = timezone.now()
+    before = _deployment_snapshot(live)
+    live.status, live.ended_at = Deployment.Status.ROLLED_BACK, now
+    live.save()
+    record_event(
+        actor=actor,
+        action="deployment.rolled_back",
+        target=live,
+        before=before,
+        after=_deployment_snapshot(live),
+        reason=reason,
+    )
+    if live.version.status == LifecycleStatus.DEPLOYED:
+        registry_services.model_version_transition_for_deployment(
+            actor=actor, version=live.version, to_status="suspended", reason=f"rolled back to {target}: {reason}"
+        )
+    registry_services.model_version_transition_for_deployment(
+        actor=actor, version=target, to_status="deployed", reason=f"rollback from {live.version}: {reason}"
+    )
+    restored = Deployment.objects.create(
+        model_id=model.pk,
+        version=target,
+        phase=live.phase,
+        phase_started_at=now,
+        capital_limit=live.capital_limit,
+        currency=live.currency,
+        instruments=live.instruments,
+        max_daily_loss=live.max_daily_loss,
+        rollback_plan=f"Restored by rollback from {live.version}; its plan: {live.rollback_plan}",
+        started_at=now,
+    )
+    record_event(
+        actor=actor, action="deployment.started", target=restored, after=_deployment_snapshot(restored), reason=reason
+    )
+    _invalidate_trading_permission(model.pk)
+    return restored

@@ -287,6 +287,29 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Deployment phases, in order (docs/deployments.md): a first deployment starts in the first;
+# each promotion to the next goes through a sign-off request and the policies.
+GOVERNANCE_DEPLOYMENT_PHASES = env_list("GOVERNANCE_DEPLOYMENT_PHASES", ["shadow", "pilot", "limited", "full"])
+if (
+    not GOVERNANCE_DEPLOYMENT_PHASES
+    or any(not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,49}", phase) for phase in GOVERNANCE_DEPLOYMENT_PHASES)
+    or len(set(GOVERNANCE_DEPLOYMENT_PHASES)) != len(GOVERNANCE_DEPLOYMENT_PHASES)
+):
+    raise ImproperlyConfigured(
+        f"GOVERNANCE_DEPLOYMENT_PHASES={os.environ.get('GOVERNANCE_DEPLOYMENT_PHASES')!r}: distinct phase names of "
+        "lowercase letters, digits and _, comma-separated, in order"
+    )
+# The trading permission (GET /api/deployments/<model>/permission) is cached and invalidated on
+# every change. With CACHE_URL (Redis) every process sees a change at once; with the default
+# in-process cache, other processes see it within GOVERNANCE_TRADING_PERMISSION_TTL seconds.
+GOVERNANCE_TRADING_PERMISSION_TTL = env_int("GOVERNANCE_TRADING_PERMISSION_TTL", 2, minimum=0)
+_cache_url = env_str("CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "governance"}
+}
+
 # Notifications to approvers and requesters (Django email). The console backend prints them;
 # set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc. for SMTP.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

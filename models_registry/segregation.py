@@ -156,7 +156,7 @@ def transition_refusal(*, user: AbstractBaseUser, version: ModelVersion, transit
 
 
 def signoff_refusal(
-    *, user: AbstractBaseUser, version: ModelVersion, requester_id: int, transition: Transition, approving: bool
+    *, user: AbstractBaseUser, version: ModelVersion, requester_id: int, edge: tuple[str, str], approving: bool
 ) -> Rule | None:
     """The rule that forbids ``user`` to decide a sign-off request for ``transition`` of
     ``version`` asked by ``requester_id``: never the requester nor a developer; for an
@@ -165,7 +165,7 @@ def signoff_refusal(
         return SIGNOFF_REQUESTER_MAY_NOT_DECIDE
     if _is_developer(user, version.model):
         return DEVELOPER_MAY_NOT_APPROVE
-    if approving and (transition.source.value, transition.target.value) in APPROVALS:
+    if approving and edge in APPROVALS:
         if _submitted_by(version) == user.pk:
             return REQUESTER_MAY_NOT_APPROVE
         if _validated_by(version) == user.pk:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from audit.scope import audited_change
 from audit.services import Actor, SystemActor, record_event
 from audit.snapshot import diff, snapshot
-from governance.errors import Conflict, InvalidArtifact, NotPermitted, PayloadTooLarge
+from governance.errors import Conflict, InvalidArtifact, InvalidTransition, NotPermitted, PayloadTooLarge
 from governance.models import Desk
 from models_registry import artifacts, datasets, features, lifecycle, segregation, selectors
 from models_registry.choices import LifecycleStatus, ValidationStatus
@@ -571,6 +571,21 @@ def model_version_transition_signed_off(
     trigger = f"{version.status}->{to_status}"
     if not (decision.allowed and decision.version_id == version.pk and decision.trigger == trigger):
         raise Conflict(f"decision {decision.pk} does not allow {trigger} of {version}")
+    return _transition(actor=actor, version=version, to_status=to_status, reason=reason)
+
+
+# Safety actions move versions without a sign-off: stopping trading must never wait for one,
+# and a rollback returns to the target its deployment's sign-off already approved.
+_DEPLOYMENT_SAFETY_MOVES = frozenset({("deployed", "suspended"), ("approved", "deployed"), ("suspended", "deployed")})
+
+
+def model_version_transition_for_deployment(
+    *, actor: Actor, version: ModelVersion, to_status: str, reason: str
+) -> ModelVersion:
+    """A lifecycle move made by a deployment safety action (kill switch, rollback), inside
+    that action's transaction; the action checked who may take it."""
+    if (version.status, to_status) not in _DEPLOYMENT_SAFETY_MOVES:
+        raise InvalidTransition(f"a deployment action cannot move {version} from {version.status} to {to_status}")
     return _transition(actor=actor, version=version, to_status=to_status, reason=reason)
 
 

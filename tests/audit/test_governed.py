@@ -86,6 +86,7 @@ def existing(
         "governance.policydecision": lambda: _policy_decision(make_version()),
         "governance.signoffrequest": lambda: _signoff_request(request),
         "governance.signoffresponse": lambda: _signoff_response(request),
+        "governance.deployment": lambda: _deployment(request),
         "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
@@ -142,6 +143,24 @@ def _signoff_response(request: pytest.FixtureRequest) -> models.Model:
     return signoff.responses.get()
 
 
+def _deployment(request: pytest.FixtureRequest) -> models.Model:
+    from governance.models import Deployment
+
+    version = request.getfixturevalue("approved_version")
+    signoff = governance_services.signoff_submit(
+        actor=request.getfixturevalue("owner"),
+        version=version,
+        to_status="deployed",
+        justification="walk",
+        evidence=[{"title": "report", "reference": "R-1"}],
+        deployment={"phase": "shadow", "capital_limit": "1000.00", "rollback_plan": "switch off"},
+    )
+    governance_services.signoff_respond(
+        actor=request.getfixturevalue("second_risk_manager"), request=signoff, verdict="approve", comment="walk"
+    )
+    return Deployment.objects.get(version=version)
+
+
 def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
     regulator = UserFactory(username="reg", roles=[Role.REGULATOR])
     now = timezone.now()
@@ -189,6 +208,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.signoffrequest": {"justification": "changed"},
     "governance.signoffresponse": {"comment": "changed"},
     "governance.finding": {"title": "changed"},
+    "governance.deployment": {"kill_reason": "changed"},
     "models_registry.riskassessment": {"current_step": "changed"},
 }
 

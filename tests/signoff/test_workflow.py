@@ -355,4 +355,4 @@ class TestDeployment:
         assert request.status == "approved"
         approved_version.refresh_from_db()
         assert approved_version.status == "deployed"
-        assert request.latest_decision.input_document["deployment"]["phase"] == "phase_1"
+        assert request.latest_decision.input_document["deployment"]["phase"] == "shadow"
