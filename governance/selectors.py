@@ -203,3 +203,15 @@ def forget_trading_permission(model_id: int) -> None:
     from django.core.cache import cache
 
     cache.delete(_PERMISSION_KEY.format(model_id))
+
+
+def deployment_list(*, user: AbstractBaseUser) -> QuerySet[Any]:
+    """Deployments of the models ``user`` can see (``model_list``), for holders of
+    ``view_deployment``; latest first, with the model, version and rollback target fetched."""
+    from governance.models import Deployment
+    from models_registry.selectors import model_list
+
+    qs = Deployment.objects.select_related("model", "version", "rollback_target")
+    if not user.is_authenticated or not user.has_perm("governance.view_deployment"):
+        return qs.none()
+    return qs.filter(model__in=model_list(user=user).values("pk"))
