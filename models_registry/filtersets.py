@@ -15,7 +15,13 @@ from django.db.models import QuerySet
 
 from models_registry import selectors
 from models_registry.choices import LifecycleStatus
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, Model, ModelVersion, RiskAssessment
+
+
+def _visible_versions(request: Any) -> QuerySet[ModelVersion]:
+    if request is None:
+        return ModelVersion.objects.none()
+    return selectors.model_version_list(user=request.user)
 
 
 def _visible_models(request: Any) -> QuerySet[Model]:
@@ -48,3 +54,22 @@ class DatasetFilterSet(django_filters.FilterSet):
     class Meta:
         model = Dataset
         fields = ["classification", "source_kind", "validation_status"]
+
+
+class AssessmentFilterSet(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=AssessmentStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=AssessmentKind.choices)
+    rating = django_filters.ChoiceFilter(
+        choices=[*RiskAssessment._meta.get_field("rating").choices, ("none", "Not rated")],
+        method="filter_rating",
+        help_text="green, amber, red, or none (not rated).",
+    )
+    version = django_filters.ModelChoiceFilter(queryset=_visible_versions)
+    model = django_filters.ModelChoiceFilter(queryset=_visible_models)
+
+    class Meta:
+        model = RiskAssessment
+        fields = ["status", "kind", "rating", "version", "model"]
+
+    def filter_rating(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(rating__isnull=True) if value == "none" else queryset.filter(rating=value)

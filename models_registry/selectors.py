@@ -30,7 +30,7 @@ from guardian.shortcuts import get_objects_for_user
 from governance.models import Desk
 from models_registry import lifecycle
 from models_registry.choices import Classification
-from models_registry.models import Dataset, EngagementModel, Model, ModelVersion
+from models_registry.models import Dataset, EngagementModel, Model, ModelVersion, RiskAssessment
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -107,6 +107,17 @@ def model_version_list(*, user: User, for_change: bool = False) -> QuerySet[Mode
         return qs
     models_in_scope = Model.objects.filter(scope).values("pk")
     return qs.filter(model__in=models_in_scope)
+
+
+def assessment_list(*, user: User) -> QuerySet[RiskAssessment]:
+    """Risk assessments of the versions ``user`` may see, for holders of ``view_riskassessment``."""
+    qs = RiskAssessment.objects.select_related("model", "version", "requested_by")
+    if not user.is_authenticated or not user.has_perm("models_registry.view_riskassessment"):
+        return qs.none()
+    scope = _model_scope(user, for_change=False)
+    if scope is None:
+        return qs
+    return qs.filter(model__in=Model.objects.filter(scope).values("pk"))
 
 
 def user_desk_id(user: AbstractBaseUser) -> int | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.api.fields import JSONObjectField
+from governance.api.signoff_serializers import NamedChoiceField
 from governance.models import Desk
 from models_registry import features
 from models_registry.choices import (
@@ -16,7 +18,7 @@ from models_registry.choices import (
     RiskTier,
     SourceKind,
 )
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, Model, ModelVersion, RiskAssessment
 
 User = get_user_model()
 
@@ -200,3 +202,131 @@ class ModelVersionCreateSerializer(ModelVersionUpdateSerializer):
 class TransitionSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=LifecycleStatus.choices)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# --- Risk assessments --------------------------------------------------------------------
+
+_RATINGS = [value for value, _ in RiskAssessment._meta.get_field("rating").choices]
+
+
+class RatingRuleSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_null=True, help_text="The rule's id; null in the one entry of an unrated one.")
+    outcome = serializers.CharField(help_text="deny (red), warn or require_approval (amber), or not_rated.")
+    message = serializers.CharField(allow_null=True)
+    references = serializers.ListField(child=serializers.CharField())
+
+
+class AssessmentFindingSerializer(serializers.Serializer):
+    """A finding the assessment raised (only those on versions the caller may see)."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    severity = serializers.CharField()
+    status = serializers.CharField()
+    due_date = serializers.DateField()
+    is_overdue = serializers.BooleanField(help_text="Not closed and past its due date.")
+
+
+class AssessmentOutputSerializer(serializers.ModelSerializer):
+    """An assessment in a list: what it is, where it is, and its rating."""
+
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    version_label = serializers.CharField(source="version.version", read_only=True)
+    kind = NamedChoiceField(enum_name="AssessmentKindEnum", choices=AssessmentKind.choices, read_only=True)
+    status = NamedChoiceField(enum_name="AssessmentStatusEnum", choices=AssessmentStatus.choices, read_only=True)
+    rating = serializers.ChoiceField(
+        choices=_RATINGS,
+        allow_null=True,
+        read_only=True,
+        help_text="Decided by the policies when a full assessment succeeds; null when not rated.",
+    )
+    requested_by = serializers.CharField(source="requested_by_label", read_only=True)
+
+    class Meta:
+        model = RiskAssessment
+        fields = [
+            "id",
+            "model",
+            "model_name",
+            "version",
+            "version_label",
+            "kind",
+            "status",
+            "progress_percent",
+            "current_step",
+            "cancel_requested",
+            "rating",
+            "requested_by",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class AssessmentDetailSerializer(AssessmentOutputSerializer):
+    """One assessment with its inputs, results, rating and the findings it raised."""
+
+    metrics = serializers.JSONField(
+        read_only=True, help_text="Flat name -> number (what the policies read); null unless succeeded."
+    )
+    results = serializers.JSONField(
+        read_only=True,
+        help_text="Per check, its results; backtest.equity_curve holds the charts' data "
+        "(dates, strategy, benchmark; downsampled_from when thinned).",
+    )
+    overfitting = serializers.JSONField(read_only=True)
+    explainability = serializers.JSONField(read_only=True)
+    parameters = serializers.JSONField(read_only=True, help_text="Every parameter, defaults filled in.")
+    inputs = serializers.JSONField(
+        read_only=True, help_text="What the numbers depend on: artifact, datasets and parameters by SHA-256."
+    )
+    environment = serializers.JSONField(read_only=True, help_text="Library versions of the run.")
+    error = serializers.JSONField(read_only=True, help_text="{code, message, detail} when failed; null otherwise.")
+    rating_rules = RatingRuleSerializer(many=True, read_only=True, allow_null=True)
+    findings = AssessmentFindingSerializer(source="visible_findings", many=True, read_only=True)
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta(AssessmentOutputSerializer.Meta):
+        fields = [
+            *AssessmentOutputSerializer.Meta.fields,
+            "metrics",
+            "results",
+            "overfitting",
+            "explainability",
+            "rating_rules",
+            "rating_decision",
+            "findings",
+            "parameters",
+            "inputs",
+            "inputs_key",
+            "environment",
+            "random_seed",
+            "attempts",
+            "celery_task_id",
+            "error",
+            "duration_seconds",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_duration_seconds(self, obj: RiskAssessment) -> float | None:
+        if obj.started_at is None or obj.finished_at is None:
+            return None
+        return round((obj.finished_at - obj.started_at).total_seconds(), 3)
+
+
+class AssessmentRequestSerializer(serializers.Serializer):
+    version = serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.none(), help_text="Id of a version you can see."
+    )
+    kind = NamedChoiceField(enum_name="AssessmentKindEnum", choices=AssessmentKind.choices, default=AssessmentKind.FULL)
+    parameters = JSONObjectField(
+        required=False,
+        default=dict,
+        help_text="Overrides of the defaults (docs/assessments.md); unknown keys are refused.",
+    )
+
+
+class AssessmentCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

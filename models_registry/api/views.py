@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -15,10 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from governance import selectors as governance_selectors
 from governance.errors import NotPermitted, PayloadTooLarge
 from models_registry import selectors, services
 from models_registry.api import serializers as s
-from models_registry.filtersets import DatasetFilterSet, ModelFilterSet, ModelVersionFilterSet
+from models_registry.filtersets import AssessmentFilterSet, DatasetFilterSet, ModelFilterSet, ModelVersionFilterSet
 
 _DATASET_FIELDS = ("training_dataset", "validation_dataset", "test_dataset")
 
@@ -209,3 +211,93 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Sco
             actor=request.user, version=version, to_status=data["to"], reason=data["reason"]
         )
         return self._output(version)
+
+
+_REFUSED = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="Refused and nothing changed: 400 names the field (unknown kind or parameter, a bad value, "
+    "a version not ready to assess or not visible); 403 a missing permission; 409 a conflict.",
+)
+_NOT_FOUND = OpenApiResponse(description="Not found, or outside what the caller may see.")
+_UNAVAILABLE = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The job queue could not be reached: the assessment was not started (it is stored failed, "
+    "broker_unavailable, so nothing stays queued). Try again later.",
+)
+# Large JSON a list never shows.
+_DETAIL_ONLY = ("results", "overfitting", "explainability", "parameters", "inputs", "environment", "error")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List risk assessments",
+        description="Assessments of the versions the caller can see (needs view_riskassessment), newest first. "
+        "`rating=none`: not rated.",
+    ),
+    retrieve=extend_schema(
+        summary="One risk assessment: progress, metrics, results, rating and the findings it raised",
+        responses={200: s.AssessmentDetailSerializer, 404: _NOT_FOUND},
+    ),
+)
+class AssessmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):
+    """Risk assessments (issue 7): request, follow, read, cancel."""
+
+    output_serializer_class = s.AssessmentDetailSerializer
+    create_serializer_class = s.AssessmentRequestSerializer
+    filterset_class = AssessmentFilterSet
+    search_fields = ["model__name", "version__version"]
+    ordering_fields = ["queued_at", "finished_at", "status", "rating"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.action == "list":
+            return s.AssessmentOutputSerializer
+        if self.action == "cancel":
+            return s.AssessmentCancelSerializer
+        return super().get_serializer_class()
+
+    def get_queryset(self) -> QuerySet:
+        qs = selectors.assessment_list(user=self.request.user)
+        if self.action == "list":
+            return qs.defer(*_DETAIL_ONLY)
+        visible = governance_selectors.finding_list(user=self.request.user).order_by("pk")
+        return qs.prefetch_related(Prefetch("findings", queryset=visible, to_attr="visible_findings"))
+
+    def restrict_related(self, serializer: BaseSerializer) -> None:
+        if "version" in serializer.fields:
+            serializer.fields["version"].queryset = selectors.model_version_list(user=self.request.user)
+
+    @extend_schema(
+        summary="Request a risk assessment",
+        description="Queues the job. The same version, kind and parameters (defaults filled in) as a queued, "
+        "running or succeeded assessment give that one back with 200 instead of a new one (201). Without a "
+        "broker (eager mode) the job has run by the time this answers.",
+        request=s.AssessmentRequestSerializer,
+        responses={
+            201: s.AssessmentDetailSerializer,
+            200: s.AssessmentDetailSerializer,
+            400: _REFUSED,
+            403: _REFUSED,
+            503: _UNAVAILABLE,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        data = self._input(s.AssessmentRequestSerializer)
+        assessment, created = services.assessment_request(
+            actor=request.user, version=data["version"], kind=data["kind"], parameters=data["parameters"]
+        )
+        return self._output(assessment, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Cancel a risk assessment",
+        description="A queued assessment ends cancelled at once; a running one is asked to stop and ends "
+        "cancelled at its next step (cancel_requested). A finished one cannot be cancelled (409).",
+        request=s.AssessmentCancelSerializer,
+        responses={200: s.AssessmentDetailSerializer, 403: _REFUSED, 404: _NOT_FOUND, 409: _REFUSED},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        assessment = self.get_object()
+        data = self._input(s.AssessmentCancelSerializer)
+        assessment = services.assessment_cancel(actor=request.user, assessment=assessment, reason=data["reason"])
+        return self._output(assessment)

@@ -34,7 +34,16 @@ SOUND = {
 def outcome(**metrics: Any) -> Outcome:
     return Outcome(
         metrics={**SOUND, **metrics},
-        results={"backtest": {"equity_curve": [{"t": "2011-01-03", "equity": 1.0}]}},
+        results={
+            "backtest": {
+                "equity_curve": {
+                    "dates": ["2011-01-03", "2011-01-04"],
+                    "strategy": [1.0, 1.1],
+                    "benchmark": [1.0, 1.05],
+                    "downsampled_from": None,
+                }
+            }
+        },
         overfitting={"passed": True, "method": "train/test gap, PBO", "details": {}},
         explainability={"method": "permutation_importance", "summary": "x", "details": {}},
         findings=[FindingSpec(check="drift", severity="medium", title="Drift", description="PSI")]
