@@ -8,16 +8,20 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
+from governance import selectors as governance_selectors
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.errors import DomainError
 from models_registry import artifacts, datasets, features, lifecycle, selectors, services
 from models_registry.choices import LifecycleStatus
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, Model, ModelVersion, RiskAssessment
 
 
 class LifecycleStatusFilter(admin.SimpleListFilter):
@@ -352,13 +356,40 @@ class ModelVersionAdmin(ScopedAdmin):
         "created_at",
         "status_changed_at",
     ]
-    actions = [_transition_action(status) for status in LifecycleStatus]
+    actions = [*(_transition_action(status) for status in LifecycleStatus), "run_full_assessment"]
 
     def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
         return selectors.model_version_list(user=user, for_change=for_change)
 
     def has_transition_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("models_registry.transition_modelversion")
+
+    def has_request_assessment_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("models_registry.request_riskassessment")
+
+    @admin.action(description="Run a full risk assessment", permissions=["request_assessment"])
+    def run_full_assessment(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Ask for a full assessment (default parameters) of each selected version, as the user;
+        one message per version: created, the same inputs' existing one reused, or refused and why."""
+        for version in queryset:
+            try:
+                assessment, created = services.assessment_request(
+                    actor=request.user, version=version, kind=AssessmentKind.FULL
+                )
+            except (DomainError, ValidationError) as exc:
+                self.message_user(request, f"{version}: not assessed: {error_text(exc)}", level=messages.ERROR)
+                continue
+            assessment.refresh_from_db()
+            link = _admin_link(assessment, f"risk assessment {assessment.pk}")
+            state = assessment.get_status_display().lower()
+            if assessment.rating:
+                state += f", rated {assessment.rating}"
+            if created:
+                text = format_html("{}: {} requested (now {}).", version, link, state)
+                self.message_user(request, text, level=messages.SUCCESS)
+            else:
+                text = format_html("{}: {} already has these inputs (now {}); reused.", version, link, state)
+                self.message_user(request, text, level=messages.INFO)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # Choices from the selectors, never the default managers: a version goes on a model the
@@ -402,6 +433,306 @@ class ModelVersionAdmin(ScopedAdmin):
         content = data.pop("upload").read()
         created = services.model_version_create(actor=request.user, artifact=content, **data)
         adopt(obj, created)
+
+
+# --- Risk assessments (read-only; requested from versions, cancelled by a button) ---------------
+
+_NONE = format_html("<em>{}</em>", "none")
+_RATING_COLOURS = {"green": "#2e7d32", "amber": "#ef6c00", "red": "#c62828"}
+_DETAIL_ONLY = ("results", "overfitting", "explainability", "parameters", "inputs", "environment")
+
+
+def _admin_link(obj: Any, label: Any = None) -> SafeString:
+    if obj is None:
+        return _NONE
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, obj if label is None else label)
+
+
+def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> SafeString:
+    if not rows:
+        return _NONE
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def _pretty_json(value: Any) -> SafeString:
+    if value is None:
+        return _NONE
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+    )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "—" if value is None else str(value)
+
+
+class RiskAssessmentActionForm(forms.Form):
+    _assessment = forms.ChoiceField(choices=[("cancel", "cancel")])
+    cancel_reason = forms.CharField(required=False, max_length=2000)
+
+
+@admin.register(RiskAssessment)
+class RiskAssessmentAdmin(ScopedAdmin):
+    """Assessments as the selector scopes them: progress while they run, then metrics, rating
+    and the findings they raised. Nothing is edited here; a Cancel button calls the service."""
+
+    change_form_template = "admin/models_registry/riskassessment/change_form.html"
+    list_display = [
+        "pk",
+        "model",
+        "version_label",
+        "kind",
+        "status",
+        "progress_display",
+        "rating_badge",
+        "requested_by_label",
+        "queued_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "kind", "rating"]
+    search_fields = ["model__name", "version__version"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "model_link",
+                    "version_link",
+                    "kind",
+                    "status",
+                    "progress_display",
+                    "cancel_requested",
+                    "requested_by_label",
+                    "queued_at",
+                    "started_at",
+                    "finished_at",
+                    "duration_display",
+                    "attempts",
+                    "error_display",
+                ]
+            },
+        ),
+        ("Rating", {"fields": ["rating_badge", "rating_rules_display", "rating_decision_link"]}),
+        ("Results", {"fields": ["metrics_display", "equity_display", "overfitting_display", "explainability_display"]}),
+        ("Findings raised", {"fields": ["findings_display"]}),
+        (
+            "Reproducibility",
+            {
+                "fields": [
+                    "parameters_display",
+                    "inputs_key",
+                    "inputs_display",
+                    "random_seed",
+                    "environment_display",
+                    "celery_task_id",
+                    "audit_link",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    def scope(self, *, user: Any, for_change: bool = False) -> QuerySet:
+        return selectors.assessment_list(user=user)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            return qs.defer(*_DETAIL_ONLY)
+        return qs
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Only the findings the user may see (the finding selector's scope), for the page.
+            obj.visible_findings = list(
+                governance_selectors.finding_list(user=request.user).filter(assessment=obj).order_by("pk")
+            )
+        return obj
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _may_cancel(self, request: HttpRequest, obj: RiskAssessment) -> bool:
+        """Offer the button (a hint only: the service decides, and says why not)."""
+        return not obj.is_final and request.user.has_perm("models_registry.request_riskassessment")
+
+    @csrf_protect_m
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if object_id is not None and request.method == "POST" and "_assessment" in request.POST:
+            return self._cancel(request, object_id)
+        if object_id is not None:
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                extra_context = {**(extra_context or {}), "assessment_cancels": self._may_cancel(request, obj)}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _cancel(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        here = HttpResponseRedirect(request.get_full_path())
+        form = RiskAssessmentActionForm(request.POST)
+        if not form.is_valid():
+            problems = "; ".join(" ".join(errors) for errors in form.errors.values())
+            self.message_user(request, f"Nothing was changed: {problems}", level=messages.ERROR)
+            return here
+        try:
+            obj = services.assessment_cancel(
+                actor=request.user, assessment=obj, reason=form.cleaned_data["cancel_reason"]
+            )
+        except (DomainError, ValidationError) as exc:
+            self.message_user(request, f"Nothing was changed: {error_text(exc)}", level=messages.ERROR)
+            return here
+        if obj.status == AssessmentStatus.CANCELLED:
+            self.message_user(request, f"Risk assessment {obj.pk} cancelled.", level=messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"Risk assessment {obj.pk} will stop at its next step (cancel requested).", messages.SUCCESS
+            )
+        return here
+
+    # --- Columns and read-only fields --------------------------------------------------------
+
+    @admin.display(description="version", ordering="version__version")
+    def version_label(self, obj: RiskAssessment) -> str:
+        return obj.version.version
+
+    @admin.display(description="progress")
+    def progress_display(self, obj: RiskAssessment) -> str:
+        step = obj.current_step or "waiting in the queue"
+        stopping = " (cancel requested)" if obj.cancel_requested and not obj.is_final else ""
+        return f"{obj.progress_percent}% · {step}{stopping}"
+
+    @admin.display(description="rating", ordering="rating")
+    def rating_badge(self, obj: RiskAssessment) -> SafeString:
+        if not obj.rating:
+            return format_html("<em>{}</em>", "not rated")
+        return format_html(
+            '<span style="background:{};color:#fff;padding:1px 8px;border-radius:8px;font-weight:bold">{}</span>',
+            _RATING_COLOURS.get(obj.rating, "#555"),
+            obj.get_rating_display(),
+        )
+
+    @admin.display(description="model")
+    def model_link(self, obj: RiskAssessment) -> SafeString:
+        return _admin_link(obj.model)
+
+    @admin.display(description="version")
+    def version_link(self, obj: RiskAssessment) -> SafeString:
+        return _admin_link(obj.version)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: RiskAssessment) -> str:
+        if obj.started_at is None or obj.finished_at is None:
+            return "—"
+        return f"{(obj.finished_at - obj.started_at).total_seconds():.1f} s"
+
+    @admin.display(description="error")
+    def error_display(self, obj: RiskAssessment) -> SafeString:
+        if not obj.error:
+            return _NONE
+        return format_html(
+            "<strong>{}</strong>: {}{}",
+            obj.error.get("code", ""),
+            obj.error.get("message", ""),
+            _pretty_json(obj.error["detail"]) if obj.error.get("detail") else "",
+        )
+
+    @admin.display(description="rules that decided it")
+    def rating_rules_display(self, obj: RiskAssessment) -> SafeString:
+        return _table(
+            ["rule", "outcome", "message", "references"],
+            [
+                (r.get("id") or "—", r.get("outcome", ""), r.get("message") or "", "; ".join(r.get("references") or []))
+                for r in obj.rating_rules or []
+            ],
+        )
+
+    @admin.display(description="policy decision")
+    def rating_decision_link(self, obj: RiskAssessment) -> SafeString:
+        if obj.rating_decision_id is None:
+            return _NONE
+        url = reverse("admin:governance_policydecision_change", args=[obj.rating_decision_id])
+        return format_html('<a href="{}">decision {}</a>', url, obj.rating_decision_id)
+
+    @admin.display(description="metrics")
+    def metrics_display(self, obj: RiskAssessment) -> SafeString:
+        return _table(
+            ["metric", "value"], [(name, _number(value)) for name, value in sorted((obj.metrics or {}).items())]
+        )
+
+    @admin.display(description="equity curve (backtest)")
+    def equity_display(self, obj: RiskAssessment) -> SafeString:
+        curve = ((obj.results or {}).get("backtest") or {}).get("equity_curve")
+        if not curve or not curve.get("dates"):
+            return _NONE
+        dates = curve["dates"]
+        rows = [
+            (series, _number(curve[series][0]), _number(curve[series][-1]))
+            for series in ("strategy", "benchmark")
+            if curve.get(series)
+        ]
+        thinned = curve.get("downsampled_from")
+        points = f"{len(dates)} points" + (f" (thinned from {thinned})" if thinned else "")
+        return format_html(
+            "<p>{} to {}, {}</p>{}",
+            dates[0],
+            dates[-1],
+            points,
+            _table(["series", "first", "last"], rows),
+        )
+
+    @admin.display(description="overfitting")
+    def overfitting_display(self, obj: RiskAssessment) -> SafeString:
+        return _pretty_json(obj.overfitting)
+
+    @admin.display(description="explainability")
+    def explainability_display(self, obj: RiskAssessment) -> SafeString:
+        if not obj.explainability:
+            return _NONE
+        return format_html("{}: {}", obj.explainability.get("method", ""), obj.explainability.get("summary", ""))
+
+    @admin.display(description="findings")
+    def findings_display(self, obj: RiskAssessment) -> SafeString:
+        findings = getattr(obj, "visible_findings", [])
+        return _table(
+            ["finding", "severity", "status", "due"],
+            [(_admin_link(f, f.title), f.severity, f.get_status_display(), f.due_date) for f in findings],
+        )
+
+    @admin.display(description="parameters")
+    def parameters_display(self, obj: RiskAssessment) -> SafeString:
+        return _pretty_json(obj.parameters)
+
+    @admin.display(description="inputs")
+    def inputs_display(self, obj: RiskAssessment) -> SafeString:
+        return _pretty_json(obj.inputs)
+
+    @admin.display(description="environment")
+    def environment_display(self, obj: RiskAssessment) -> SafeString:
+        return _pretty_json(obj.environment)
+
+    @admin.display(description="audit")
+    def audit_link(self, obj: RiskAssessment) -> SafeString:
+        url = reverse("admin:audit_event_changelist")
+        return format_html(
+            '<a href="{}?object_type={}&amp;object_id={}">audit events</a>', url, obj._meta.label_lower, obj.pk
+        )
 
 
 from models_registry import admin_access  # noqa: E402, F401  (registers the access pages)
