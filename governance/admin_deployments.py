@@ -157,6 +157,7 @@ class DeploymentAdmin(ServiceBackedAdmin, _ScopedReadAdmin):
         except (DomainError, ValidationError) as exc:
             self.message_user(request, f"Nothing was changed: {error_text(exc)}", level=messages.ERROR)
             return here
+        selectors.forget_trading_permission(obj.model_id)  # as the API does: the state after the action
         permission = selectors.trading_permission(model_id=obj.model_id)
         self.message_user(
             request,

@@ -148,6 +148,9 @@ class _DeploymentActionView(APIView):
         data = s.DeploymentReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         deployment = self.service(actor=request.user, model=target, reason=data.validated_data["reason"])
+        # The service forgets the cached permission when it commits; forgetting it here too makes
+        # the answer the state after the action even when a caller's transaction is still open.
+        selectors.forget_trading_permission(target.pk)
         return Response(
             {
                 "deployment": s.DeploymentOutputSerializer(deployment).data,
