@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from audit.services import SystemActor
 from governance import services as org_services
+from governance.demo import assessments as demo_assessments
 from governance.demo import catalogue, market
 from governance.demo import signoffs as demo_signoffs
 from governance.models import Desk
@@ -41,6 +42,7 @@ class SeedReport:
     password_source: str = ""
     credentials_file: Path | None = None
     signoffs: list[Any] = field(default_factory=list)
+    assessments: list[Any] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.created.append(text)
@@ -286,4 +288,6 @@ def run(*, password_from_env: str | None) -> SeedReport:
     datasets = seed_datasets(report, users)
     seed_models(report, users, datasets)
     report.signoffs = demo_signoffs.run(users)
+    # After the sign-offs, so their scenarios (decided on the validation evidence) are as before.
+    report.assessments = demo_assessments.run(users)
     return report

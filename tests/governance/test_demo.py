@@ -1,6 +1,7 @@
 """``manage.py demo --no-serve``: what it sets up, and that a second run changes nothing.
 
-The demo trains six models on real prices (about ten seconds), so it runs twice per module:
+The demo trains six models on real prices and runs a full risk assessment of each (about a
+minute on two cores), so it runs twice per module:
 a module-scoped fixture runs it, records the state after each run, and flushes the test
 database afterwards (the demo commits outside any test transaction, since it migrates).
 """
@@ -30,7 +31,7 @@ from governance.models import Desk, PolicyDecision, PolicySet, SignOffRequest
 from governance.roles import Role
 from models_registry.artifacts import load_artifact
 from models_registry.choices import ModelType
-from models_registry.models import Dataset, Model, ModelVersion
+from models_registry.models import Dataset, Model, ModelVersion, RiskAssessment
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +229,38 @@ def test_second_run_adds_nothing(demo):
     assert demo.counts_after_second == demo.counts_after_first
     assert "Demo ready: 0 new objects." in demo.second_output
     assert demo.counts_after_second["audit.Event"] > 0
+
+
+def test_each_model_has_one_succeeded_full_assessment_requested_by_vera(demo):
+    assessments = list(RiskAssessment.objects.select_related("version__model", "requested_by"))
+    assert sorted(a.version.model.name for a in assessments) == sorted(Model.objects.values_list("name", flat=True))
+    for a in assessments:
+        name = a.version.model.name
+        assert (a.kind, a.status, a.attempts) == ("full", "succeeded", 1), (name, a.error)
+        assert a.requested_by.username == "vera" and a.version.version == "1.0.0"
+        # The firm's full suite: default parameters, on the version's real price datasets.
+        assert a.parameters["pbo_configurations"] == 8 and a.parameters["cv_splits"] == 5
+        assert {"sharpe_ratio", "max_drawdown", "pbo", "deflated_sharpe_ratio"} <= set(a.metrics), name
+        assert ("rmse" if a.version.model.model_type == "linear_regression" else "accuracy") in a.metrics
+        assert a.results and a.overfitting and a.explainability
+        # Rated by the policies in force (carl activated them before any model moved).
+        assert a.rating in ("green", "amber", "red"), name
+        # Each finding it raised is on the model, owned by the model's owner.
+        for finding in a.findings.all():
+            assert finding.model_id == a.version.model_id and finding.remediation_owner == a.version.model.owner
+        line = f"  {name:<30} assessment {a.pk} succeeded (ran in "
+        assert line in demo.first_output
+        assert f"  {name:<30} assessment {a.pk} succeeded (reused: same inputs)" in demo.second_output
+        assert f"findings raised: {a.findings.count()}" in demo.first_output
+    events = Event.objects.filter(action="risk_assessment.succeeded")
+    assert events.count() == len(assessments)
+    assert "Risk assessments (full suite, default parameters, requested by vera, run eagerly" in demo.first_output
+
+
+def test_the_assessments_come_after_the_signoff_scenarios(demo):
+    # The sign-offs were decided on the validation evidence, before any assessment existed.
+    first_assessment = Event.objects.filter(action="risk_assessment.requested").order_by("seq").first()
+    last_signoff = Event.objects.filter(action__startswith="signoff").order_by("seq").last()
+    assert last_signoff.seq < first_assessment.seq
+    output = demo.first_output
+    assert output.index("Sign-off requests") < output.index("Risk assessments") < output.index("Datasets:")

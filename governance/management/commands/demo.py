@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from audit import signing
 from audit.services import SystemActor, checkpoint_if_grown
 from audit.verify import verify_log
+from governance.demo import assessments as demo_assessments
 from governance.demo import seed
 from governance.demo import signoffs as demo_signoffs
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
     help = (
         "Set up the demo organisation (users per role, desks), register real NVDA/ORCL price datasets, "
         "train one scikit-learn model per complexity class, move them through the first lifecycle steps, "
+        "run the sign-off scenarios and a full risk assessment of every model through Celery, "
         "write var/demo/summary.json, then serve the admin on 127.0.0.1:8000. Idempotent."
     )
 
@@ -54,6 +56,13 @@ class Command(BaseCommand):
             )
         out.write("\nSign-off requests (policies in force, approvers named by them):")
         for line in demo_signoffs.describe(report.signoffs):
+            out.write(line)
+        where = "eagerly in this process" if settings.CELERY_TASK_ALWAYS_EAGER else "by the Celery worker"
+        out.write(
+            f"\nRisk assessments (full suite, default parameters, requested by vera, run {where}; "
+            "details in the admin and at /api/assessments/):"
+        )
+        for line in demo_assessments.describe(report.assessments):
             out.write(line)
         failed = [d["name"] for d in summary["datasets"] if d["validation"] != "passed"]
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
