@@ -210,7 +210,9 @@ def row_canonical_bytes(row: tuple[Any, ...], naive_is_utc: bool) -> bytes:
 #   canonical text is parsed by the server and compared as jsonb with the object built from
 #   the columns: equal strings, numerically equal numbers, the same structure. The
 #   timestamp is formatted by ``to_char`` for years 1000-9999 only (the form
-#   ``hashing.format_timestamp`` writes there); anything else is NULL, hence unequal.
+#   ``hashing.format_timestamp`` writes there); anything else is NULL, hence unequal. The
+#   client address is written by inet's output function (``format('%s', ...)``), as the
+#   driver reads it: ``10.0.0.1``, where a cast to text would say ``10.0.0.1/32``.
 #
 # Either way, when the flag holds and the stored text hashes to the stored leaf hash, the
 # columns hold the hashed content: altering any column (the canonical text included)
@@ -255,7 +257,7 @@ SELECT seq, canonical, leaf_hash, prev_hash, entry_hash,
     'after', "after",
     'reason', reason,
     'request_id', request_id,
-    'client_address', client_address::text,
+    'client_address', nullif(format('%%s', client_address), ''),
     'policy_set_hash', policy_set_hash
   )
 FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq

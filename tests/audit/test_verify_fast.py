@@ -218,3 +218,14 @@ def test_workers_reading_ranges_on_their_own_connections(tamper):
         alone.root,
     )
     assert alone.ok is (tamper is None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("address", ["10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1", None])
+def test_client_addresses_take_the_fast_path(address):
+    from audit.context import audit_context
+
+    with audit_context(client_address=address), transaction.atomic():
+        record_event(actor=ACTOR, action="a", object_type="x", object_id=1, after={"f": 1e-05, "g": 1.0})
+    assert verify.verify_log_fast(chunk_size=8192, workers=1) is not None
+    assert verify.verify_log().ok
