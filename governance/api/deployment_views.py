@@ -63,11 +63,16 @@ def _visible_models(request: Any) -> QuerySet[Model]:
     return registry_selectors.model_list(user=request.user)
 
 
+def _is_id(ref: str) -> bool:
+    # ASCII digits that fit a bigint; anything else is a name.
+    return ref.isascii() and ref.isdigit() and len(ref) < 19
+
+
 def _visible_model_id(request: Request, ref: str) -> int:
     """The id of the model named by ``ref`` (id or name) within the caller's scope; 404 otherwise
     (the same answer whether it does not exist or may not be seen)."""
     ids = registry_selectors.model_list(user=request.user).values_list("pk", flat=True)
-    found = ids.filter(pk=int(ref)).first() if ref.isdigit() else None
+    found = ids.filter(pk=int(ref)).first() if _is_id(ref) else None
     if found is None:
         found = ids.filter(name=ref).first()
     if found is None:

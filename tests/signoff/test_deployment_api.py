@@ -102,6 +102,7 @@ def test_permission_unknown_out_of_scope_forbidden_anonymous(api, deployed, stra
     model = deployed.model
     assert api(owner).get(_permission_url(987654)).status_code == 404
     assert api(owner).get(_permission_url("no-such-model")).status_code == 404
+    assert api(owner).get(_permission_url("9" * 30)).status_code == 404  # not an id: a name
     # Outside the caller's scope: the same answer as a model that does not exist.
     for ref in (model.pk, model.name):
         response = api(stranger).get(_permission_url(ref))

@@ -49,7 +49,7 @@ class Command(BaseCommand):
         return CommandError(message, returncode=EXIT_BAD_INPUT)
 
     def _model(self, ref: str) -> Model:
-        model = Model.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+        model = Model.objects.filter(pk=int(ref)).first() if ref.isascii() and ref.isdigit() and len(ref) < 19 else None
         if model is None:
             model = Model.objects.filter(name=ref).first()
         if model is None:
