@@ -333,3 +333,14 @@ def _private_audit_files(settings, tmp_path) -> None:
     the database on purpose, so it would otherwise outlive the test database's flush."""
     settings.GOVERNANCE_AUDIT_CHECKPOINT_FILE = tmp_path / "audit" / "checkpoints.jsonl"
     settings.GOVERNANCE_AUDIT_SIGNING_KEY_FILE = tmp_path / "audit" / "signing-key.pem"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """The cache (the trading permission) outlives a test's rolled-back rows, and ids are reused
+    between tests: each test starts and ends with it empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
