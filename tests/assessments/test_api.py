@@ -20,6 +20,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 URL = "/api/assessments/"
+CLOSED_PORT = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
@@ -204,25 +205,36 @@ def test_cancel(api, owner, assessable, active_set, finished):
 
 @pytest.fixture
 def unreachable_broker(settings):
-    """A broker on a closed port, as when Redis is down: publishing fails at once."""
+    """A broker on a closed port, as when Redis is down: publishing fails at once. The app's
+    pools are forgotten both ways, since a pool keeps the URL it was made with."""
+    from governance.celery import app
+
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
-    keys = ("task_always_eager", "broker_url", "task_publish_retry", "broker_transport_options")
-    saved = {key: current_app.conf[key] for key in keys}
-    current_app.conf.update(
+    settings.CELERY_BROKER_URL = CLOSED_PORT
+    keys = ("task_always_eager", "broker_url", "broker_write_url", "task_publish_retry", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    pools = (app._pool, app.amqp._producer_pool)
+
+    def forget_pools() -> None:
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.update(
         task_always_eager=False,
-        broker_url="redis://127.0.0.1:1/0",
+        broker_url=CLOSED_PORT,
+        broker_write_url=CLOSED_PORT,
         task_publish_retry=False,
         broker_transport_options={"max_retries": 0},
     )
-    pool, current_app._pool = current_app._pool, None
+    forget_pools()
     try:
+        assert current_app.conf.task_always_eager is False  # what the service reads
         yield
     finally:
-        current_app.conf.update(saved)
-        if current_app._pool is not None:
-            current_app._pool.force_close_all()
-        current_app._pool = pool
+        app.conf.update(saved)
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool, app.amqp._producer_pool = pools
 
 
 @pytest.mark.django_db(transaction=True)
