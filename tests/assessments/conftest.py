@@ -4,6 +4,7 @@ daily_prices_v1 features, so the whole pipeline runs in about a second."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from decimal import Decimal
@@ -36,10 +37,16 @@ RULES = {
 FAST = {"pbo_partitions": 8, "pbo_configurations": 4, "cv_splits": 3, "permutation_repeats": 2}
 
 
-def slice_prices(role: str) -> pd.DataFrame:
+@functools.cache
+def _slice(role: str) -> pd.DataFrame:
     prices = market.load_prices("NVDA")
     start, end = SPLITS[role]
     return prices[(prices["Date"] >= start) & (prices["Date"] <= end)].reset_index(drop=True)
+
+
+def slice_prices(role: str) -> pd.DataFrame:
+    """The role's NVDA prices (read once per process; a copy each call, so callers may edit it)."""
+    return _slice(role).copy()
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
@@ -48,15 +55,29 @@ def to_csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
+@functools.cache
+def _role_csv(role: str) -> bytes:
+    return to_csv(_slice(role))
+
+
+_TRAINED: dict[tuple[type, str, str], bytes] = {}
+
+
 def trained(estimator: BaseEstimator, target: str = "next_up") -> bytes:
-    built = features.build_features(slice_prices("training"))
-    estimator.fit(built[features.FEATURES], built[target])
-    return sio.dumps(estimator)
+    """The skops bytes of ``estimator`` fitted on the training slice. Fitted once per process
+    for the same class, parameters and target (every fit here is deterministic); on a repeat
+    the bytes are reused and ``estimator`` itself is left unfitted."""
+    key = (type(estimator), repr(sorted(estimator.get_params(deep=True).items(), key=lambda kv: kv[0])), target)
+    if key not in _TRAINED:
+        built = features.build_features(_slice("training"))
+        estimator.fit(built[features.FEATURES], built[target])
+        _TRAINED[key] = sio.dumps(estimator)
+    return _TRAINED[key]
 
 
 @pytest.fixture
 def nvda_datasets(make_dataset) -> dict[str, Any]:
-    return {role: make_dataset(name=f"nvda-{role}", content=to_csv(slice_prices(role)), rules=RULES) for role in SPLITS}
+    return {role: make_dataset(name=f"nvda-{role}", content=_role_csv(role), rules=RULES) for role in SPLITS}
 
 
 @pytest.fixture

@@ -36,10 +36,13 @@ def assert_failed(assessment, code: str, *words: str) -> None:
 
 
 def _replace_artifact(version, content: bytes):
-    """Simulate a stored artifact that is not what skops wrote (a pickle, a truncated file)."""
-    default_storage.delete(version.artifact.name)
-    default_storage.save(version.artifact.name, ContentFile(content))
-    return force_fields(version, artifact_sha256=hashlib.sha256(content).hexdigest())
+    """Simulate a stored artifact that is not what skops wrote (a pickle, a truncated file).
+
+    Stored under a name of its own: the version's file is shared, content-addressed, with every
+    other test that trains the same estimator (tests/assessments/conftest.py reuses the bytes)."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    name = default_storage.save(f"artifacts/replaced-{sha256}.skops", ContentFile(content))
+    return force_fields(version, artifact=name, artifact_sha256=sha256)
 
 
 def test_a_pickle_artifact_is_refused_never_unpickled(assessable, owner, run_now):
