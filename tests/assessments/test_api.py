@@ -209,11 +209,14 @@ def unreachable_broker(settings):
     pools are forgotten both ways, since a pool keeps the URL it was made with."""
     from governance.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = CLOSED_PORT
+    # Saved before Django's settings change: the app reads them lazily, so a first look at
+    # its configuration after the change would "save" the broken broker and leave it behind
+    # for the next tests of this process (which then hung waiting for a job nobody ran).
     keys = ("task_always_eager", "broker_url", "broker_write_url", "task_publish_retry", "broker_transport_options")
     saved = {key: app.conf[key] for key in keys}
     pools = (app._pool, app.amqp._producer_pool)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = CLOSED_PORT
 
     def forget_pools() -> None:
         app._pool = None
