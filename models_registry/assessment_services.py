@@ -165,8 +165,11 @@ def _sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def assessment_inputs(*, version: ModelVersion, kind: str, parameters: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """What the numbers depend on, and the key (SHA-256 over kind and inputs) that identifies them."""
+def assessment_inputs(
+    *, version: ModelVersion, kind: str, parameters: dict[str, Any], occasion: str = ""
+) -> tuple[dict[str, Any], str]:
+    """What the numbers depend on, and the key (SHA-256 over kind and inputs) that identifies
+    them; an ``occasion`` (a dated revalidation) is kept with the inputs and makes its own key."""
     datasets = {}
     for role in _DATASET_ROLES:
         dataset = getattr(version, f"{role}_dataset")
@@ -179,6 +182,8 @@ def assessment_inputs(*, version: ModelVersion, kind: str, parameters: dict[str,
         "feature_pipeline": version.feature_pipeline,
         "target": version.target,
     }
+    if occasion:
+        inputs["occasion"] = occasion
     return inputs, _sha256_json({"kind": kind, "inputs": inputs})
 
 
@@ -247,7 +252,12 @@ def _check_version_ready(version: ModelVersion, kind: str) -> None:
 
 
 def assessment_request(
-    *, actor: Actor, version: ModelVersion, kind: str = AssessmentKind.FULL, parameters: dict[str, Any] | None = None
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    kind: str = AssessmentKind.FULL,
+    parameters: dict[str, Any] | None = None,
+    occasion: str = "",
 ) -> tuple[RiskAssessment, bool]:
     """Ask for a risk assessment of ``version``; returns it and whether it was created.
 
@@ -258,13 +268,17 @@ def assessment_request(
     (``broker_unavailable``, its own audited change) and ``ServiceUnavailable`` (503) is raised:
     nothing stays queued that no worker will ever run. In eager mode (no broker) the job has
     run by the time this returns.
+
+    ``occasion`` (e.g. ``revalidation due 2026-11-23``) becomes part of the inputs: a periodic
+    revalidation is a new, dated run on the current code and libraries even when the version's
+    data did not change, not the earlier assessment handed back.
     """
     if kind not in AssessmentKind.values:
         raise ValidationError({"kind": [f"unknown kind {kind!r} (known: {', '.join(AssessmentKind.values)})"]})
     version = _check_requester(actor, version, "request risk assessments")
     normalised = normalise_parameters(parameters, version=version)
     _check_version_ready(version, kind)
-    inputs, key = assessment_inputs(version=version, kind=kind, parameters=normalised)
+    inputs, key = assessment_inputs(version=version, kind=kind, parameters=normalised, occasion=occasion)
     existing = RiskAssessment.objects.filter(inputs_key=key, status__in=ASSESSMENT_LIVE_STATUSES).first()
     if existing is not None:
         return existing, False

@@ -7,10 +7,12 @@ latest succeeded full assessment finished longer ago than its model's tier allow
 Each request is ``assessment_request``'s own audited change; this module writes nothing itself
 except through services.
 
-The request is idempotent by inputs: a version whose inputs (artifact, datasets, parameters,
-pipeline, target) already have a succeeded full assessment gets that one back, not a new run,
-because the same inputs give the same numbers. Such a version is reported as ``unchanged``:
-revalidating it with new evidence means registering new data (a new version).
+Each request names its occasion (``revalidation due <date>``), which is part of the
+assessment's inputs: a due version gets a new, dated run on the current code and libraries
+even when its data did not change (reproducing the numbers is itself the evidence, and a
+library upgrade may change them). A second sweep the same day gets that run back
+(``in_progress`` or ``unchanged``), not another one. Revalidating on new evidence (recent
+data) means registering a new version with its datasets.
 
 ``assessment_end_stale`` ends failed (code ``stale``) the runs left ``running`` past any
 worker's reach: a live run ends within the hard time limit (``CELERY_TASK_TIME_LIMIT``), and a
@@ -107,7 +109,10 @@ def revalidation_request_due(*, actor: Actor = REVALIDATION, now: dt.datetime | 
     for version in due_versions(now=now):
         try:
             assessment, created = assessment_services.assessment_request(
-                actor=actor, version=version, kind=AssessmentKind.FULL
+                actor=actor,
+                version=version,
+                kind=AssessmentKind.FULL,
+                occasion=f"revalidation due {(now or timezone.now()).date().isoformat()}",
             )
         except ValidationError as exc:
             report.skipped[version.pk] = "; ".join(exc.messages)
@@ -121,15 +126,12 @@ def revalidation_request_due(*, actor: Actor = REVALIDATION, now: dt.datetime | 
             report.requested.append(assessment.pk)
         elif assessment.status == AssessmentStatus.SUCCEEDED:
             report.unchanged.append(assessment.pk)
-            logger.warning(
-                "revalidation: version %s (tier %s, every %s days) is due, but its inputs are those of "
-                "assessment %s, finished %s, and the same inputs give the same numbers: register new data "
-                "(a new version) to revalidate it",
+            logger.info(
+                "revalidation: version %s (tier %s, every %s days) was already revalidated today by assessment %s",
                 version,
                 version.model.risk_tier,
                 days[version.model.risk_tier],
                 assessment.pk,
-                assessment.finished_at,
             )
         else:
             report.in_progress.append(assessment.pk)

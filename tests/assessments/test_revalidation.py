@@ -98,16 +98,25 @@ def test_a_due_version_gets_a_full_assessment_requested_by_the_system(
     assert RiskAssessment.objects.count() == 2
 
 
-def test_the_same_inputs_already_assessed_are_reported_unchanged(approved, owner, run_now, monkeypatch):
+def test_a_due_version_is_run_again_even_with_unchanged_inputs(
+    approved, owner, run_now, django_capture_on_commit_callbacks
+):
     version = approved()
-    # A succeeded full assessment with the default parameters, long ago: the revalidation's
-    # own request has exactly its inputs, so the service returns it instead of a rerun.
+    # A succeeded full assessment with the default parameters, long ago: the revalidation is a
+    # new, dated run (its occasion is part of the inputs), not that one handed back.
     defaults = assessment_services.normalise_parameters({}, version=version)
     assessment, _ = run_now(actor=owner, version=version, parameters=defaults)
     old = force_fields(assessment, finished_at=_days_ago(400))
-    report = revalidation.revalidation_request_due()
-    assert report.unchanged == [old.pk] and report.requested == []
-    assert RiskAssessment.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=False):
+        report = revalidation.revalidation_request_due()
+    new = RiskAssessment.objects.exclude(pk=old.pk).get()
+    assert report.requested == [new.pk] and not report.unchanged
+    assert new.inputs["occasion"].startswith("revalidation due ")
+    assert {key: value for key, value in new.inputs.items() if key != "occasion"} == old.inputs
+    # A second sweep the same day gets it back.
+    with django_capture_on_commit_callbacks(execute=False):
+        again = revalidation.revalidation_request_due()
+    assert again.in_progress == [new.pk] and RiskAssessment.objects.count() == 2
 
 
 def test_a_version_that_cannot_be_assessed_is_skipped_and_the_others_go_on(
