@@ -206,22 +206,24 @@ def test_cancel(api, owner, assessable, active_set, finished):
 @pytest.fixture
 def unreachable_broker(settings):
     """A broker on a closed port, as when Redis is down: publishing fails at once. The app's
-    pools are forgotten both ways, since a pool keeps the URL it was made with."""
+    pools are forgotten both ways, since a pool keeps the URL it was made with.
+
+    Celery reads its conf through to the Django settings, so what is put back is its own
+    layer of changes as it was (not values read while the settings were overridden, which
+    would leave every later test non-eager)."""
     from governance.celery import app
 
-    # Saved before Django's settings change: the app reads them lazily, so a first look at
-    # its configuration after the change would "save" the broken broker and leave it behind
-    # for the next tests of this process (which then hung waiting for a job nobody ran).
+    changes = app.conf.changes
     keys = ("task_always_eager", "broker_url", "broker_write_url", "task_publish_retry", "broker_transport_options")
-    saved = {key: app.conf[key] for key in keys}
+    saved = {key: changes[key] for key in keys if key in changes}
     pools = (app._pool, app.amqp._producer_pool)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = CLOSED_PORT
 
     def forget_pools() -> None:
         app._pool = None
         app.amqp._producer_pool = None
 
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = CLOSED_PORT
     app.conf.update(
         task_always_eager=False,
         broker_url=CLOSED_PORT,
@@ -234,7 +236,9 @@ def unreachable_broker(settings):
         assert current_app.conf.task_always_eager is False  # what the service reads
         yield
     finally:
-        app.conf.update(saved)
+        for key in keys:
+            changes.pop(key, None)
+        changes.update(saved)
         if app._pool is not None:
             app._pool.force_close_all()
         app._pool, app.amqp._producer_pool = pools
