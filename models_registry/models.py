@@ -335,8 +335,9 @@ class RiskAssessment(models.Model):
     results = models.JSONField(null=True, blank=True, editable=False)
     overfitting = models.JSONField(null=True, blank=True, editable=False)
     explainability = models.JSONField(null=True, blank=True, editable=False)
-    # Decided by the policies (trigger ``assessment``) when the assessment succeeds; null when
-    # no policy set was in force (``rating_rules`` then says so) or the assessment did not succeed.
+    # Decided by the policies (trigger ``assessment``) when a full assessment succeeds; null
+    # otherwise: no policy set in force or a partial kind (``rating_rules`` then says which), or
+    # not succeeded (``rating_rules`` null too).
     rating = models.CharField(  # noqa: DJ001
         max_length=10,
         null=True,
