@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from guardian.managers import UserObjectPermissionManager
 from guardian.models import UserObjectPermissionBase
 
 from audit.governed import GovernedQuerySet
+from audit.scope import UnauditedWriteError, in_audited_change
 
 
 class Desk(models.Model):
@@ -399,3 +402,127 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"deployment {self.pk}: {self.version_id} {self.phase} ({self.status})"
+
+
+# Monitoring (docs/monitoring.md) ---------------------------------------------------------
+
+
+class MonitoringBatch(models.Model):
+    """One batch of live samples pushed by the trading infrastructure for a deployed model.
+
+    The batch is the unit of audit: its ``monitoring.batch_ingested`` event carries the
+    SHA-256 of the canonical JSON (RFC 8785) of its validated samples, which binds the rows
+    of ``MonitoringSample`` stored with it. ``batch_id`` is chosen by the client and makes a
+    retry harmless: the same id with the same content is answered with the stored batch."""
+
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="monitoring_batches")
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="monitoring_batches")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    batch_id = models.CharField(max_length=100)
+    content_sha256 = models.CharField(max_length=64)
+    sample_count = models.PositiveIntegerField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    # Sums over the batch, kept so a list of batches needs no aggregate over the samples.
+    trade_count_total = models.BigIntegerField(default=0)
+    pnl_total = models.DecimalField(max_digits=24, decimal_places=2, default=0)
+    received_at = models.DateTimeField()
+    received_by_label = models.CharField(max_length=200)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name_plural = "monitoring batches"
+        permissions = [("ingest_monitoring", "Can push live monitoring samples")]
+        indexes = [models.Index(fields=["deployment", "-received_at"], name="monitoring_batch_dep_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "batch_id"], name="monitoring_batch_id_unique"),
+            models.CheckConstraint(condition=models.Q(sample_count__gt=0), name="monitoring_batch_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(first_at__lte=models.F("last_at")), name="monitoring_batch_range"
+            ),
+            models.CheckConstraint(condition=~models.Q(batch_id=""), name="monitoring_batch_id_present"),
+            models.CheckConstraint(condition=models.Q(trade_count_total__gte=0), name="monitoring_batch_trades"),
+        ]
+
+    def __str__(self) -> str:
+        return f"monitoring batch {self.batch_id} of model {self.model_id} ({self.sample_count} samples)"
+
+
+class MonitoringSampleQuerySet(models.QuerySet):
+    """Samples are written only by the ingest service, in bulk, inside its audited change.
+
+    They are deliberately *not* governed row by row: a governed model needs an audit event
+    per written row, and a batch of thousands of samples would make thousands of events.
+    The batch's single event carries the hash of the samples' canonical content, which
+    binds them instead (anyone can recompute it from the rows and compare). So the guard
+    here only keeps them append-only through the service: writes outside an audited change
+    are refused, and rows are never updated."""
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if not in_audited_change():
+            raise UnauditedWriteError("bulk_create() on governance.MonitoringSample is refused: use monitoring_ingest")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def update(self, **kwargs: Any) -> int:
+        raise UnauditedWriteError("monitoring samples are append-only: update() is refused")
+
+    def bulk_update(self, objs: Any, *args: Any, **kwargs: Any) -> int:
+        raise UnauditedWriteError("monitoring samples are append-only: bulk_update() is refused")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise UnauditedWriteError("monitoring samples are append-only: delete() is refused")
+
+
+class MonitoringSample(models.Model):
+    """One live observation of a deployed model: when, on what, what it predicted (class and
+    probability), what happened, how many trades and their P&L (per trade or per period), and
+    optionally its input features (for drift). A time series per deployment."""
+
+    class PnlKind(models.TextChoices):
+        TRADE = "trade", "Per trade"
+        PERIOD = "period", "Per period"
+
+    batch = models.ForeignKey(MonitoringBatch, on_delete=models.PROTECT, related_name="samples")
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="+")
+    # Denormalised from the batch so the time-series indexes need no join.
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    instrument = models.CharField(max_length=50, blank=True)
+    predicted = models.IntegerField(null=True, blank=True)
+    probability = models.FloatField(null=True, blank=True)
+    outcome = models.IntegerField(null=True, blank=True)
+    trade_count = models.IntegerField(default=0)
+    pnl = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    pnl_kind = models.CharField(max_length=10, choices=PnlKind.choices, default=PnlKind.TRADE)
+    features = models.JSONField(default=dict, blank=True)
+
+    objects = MonitoringSampleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            models.Index(fields=["deployment", "at"], name="monitoring_sample_dep_at"),
+            models.Index(fields=["model", "at"], name="monitoring_sample_model_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(probability__isnull=True) | models.Q(probability__gte=0, probability__lte=1),
+                name="monitoring_sample_probability",
+            ),
+            models.CheckConstraint(condition=models.Q(trade_count__gte=0), name="monitoring_sample_trades"),
+            models.CheckConstraint(
+                condition=models.Q(pnl_kind__in=["trade", "period"]), name="monitoring_sample_pnl_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sample {self.pk} of deployment {self.deployment_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Rows arrive only in bulk from the ingest service; a single save is a mistake.
+        raise UnauditedWriteError("monitoring samples are written only by monitoring_ingest (in bulk)")
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise UnauditedWriteError("monitoring samples are append-only: delete() is refused")

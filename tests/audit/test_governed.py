@@ -37,6 +37,7 @@ NOT_GOVERNED = {
     "audit.treenode": "the log itself: append-only by triggers",
     "audit.head": "the log's write lock, changed only by record_event",
     "audit.checkpoint": "signed tree heads: append-only by triggers",
+    "governance.monitoringsample": "bound by its batch's event (content hash); append-only, bulk-written by ingest",
 }
 OWN_APPS = ("governance", "models_registry", "audit")
 
@@ -87,6 +88,7 @@ def existing(
         "governance.signoffrequest": lambda: _signoff_request(request),
         "governance.signoffresponse": lambda: _signoff_response(request),
         "governance.deployment": lambda: _deployment(request),
+        "governance.monitoringbatch": lambda: _monitoring_batch(request),
         "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
@@ -161,6 +163,28 @@ def _deployment(request: pytest.FixtureRequest) -> models.Model:
     return Deployment.objects.get(version=version)
 
 
+def _monitoring_batch(request: pytest.FixtureRequest) -> models.Model:
+    from governance.models import MonitoringBatch
+
+    deployment = _deployment(request)
+    now = timezone.now()
+    with audited_change():
+        batch = MonitoringBatch.objects.create(
+            model=deployment.model,
+            deployment=deployment,
+            version=deployment.version,
+            batch_id="walk-1",
+            content_sha256="0" * 64,
+            sample_count=1,
+            first_at=now,
+            last_at=now,
+            received_at=now,
+            received_by_label="tests",
+        )
+        record_event(actor=SystemActor("tests"), action="monitoring.batch_ingested", target=batch)
+    return batch
+
+
 def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
     regulator = UserFactory(username="reg", roles=[Role.REGULATOR])
     now = timezone.now()
@@ -209,6 +233,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.signoffresponse": {"comment": "changed"},
     "governance.finding": {"title": "changed"},
     "governance.deployment": {"kill_reason": "changed"},
+    "governance.monitoringbatch": {"received_by_label": "changed"},
     "models_registry.riskassessment": {"current_step": "changed"},
 }
 
