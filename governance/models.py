@@ -370,6 +370,9 @@ class Deployment(models.Model):
         "models_registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     rollback_plan = models.TextField()
+    # Per-model overrides of the anomaly rules' parameters (``monitoring:`` in the policies'
+    # parameters.yaml), from the sign-off's proposal; validated by the sign-off service.
+    monitoring_parameters = models.JSONField(default=dict, blank=True)
     signoff = models.ForeignKey(SignOffRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # The kill switch: engaged by anyone allowed to pull it, lifted only by a compliance officer.
     kill_switch_engaged = models.BooleanField(default=False)
@@ -526,3 +529,82 @@ class MonitoringSample(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise UnauditedWriteError("monitoring samples are append-only: delete() is refused")
+
+
+class MonitoringAlert(models.Model):
+    """An anomaly rule (a ``monitoring`` policy rule) fired on a deployment's live data.
+
+    Raised by ``governance.anomaly_services.monitoring_evaluate`` with the detection that made
+    the rule fire and the policy decision that judged it; the rule's actions (alert,
+    revalidate, suspend, rollback) are carried out in the same transaction and their outcomes
+    kept in ``action_results``. At most one unresolved alert per deployment and rule: a rule
+    that keeps firing does not raise it again until the alert is resolved. Compliance
+    officers and risk managers acknowledge and resolve alerts (docs/monitoring.md)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Severity(models.TextChoices):
+        MEDIUM = "medium", "Medium (alert)"
+        HIGH = "high", "High (revalidation)"
+        CRITICAL = "critical", "Critical (suspension or rollback)"
+
+    UNRESOLVED_STATUSES = (Status.OPEN, Status.ACKNOWLEDGED)
+    ACTIONS = ("alert", "revalidate", "suspend", "rollback")
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="alerts")
+    model = models.ForeignKey("models_registry.Model", on_delete=models.PROTECT, related_name="monitoring_alerts")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    rule_id = models.CharField(max_length=100)
+    actions = models.JSONField(default=list)
+    action_results = models.JSONField(default=list, blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    message = models.TextField()
+    detection = models.JSONField(default=dict)
+    window_from = models.DateTimeField(null=True, blank=True)
+    window_to = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    raised_at = models.DateTimeField()
+    policy_decision = models.ForeignKey(PolicyDecision, on_delete=models.PROTECT, related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-raised_at", "-pk"]
+        permissions = [
+            ("acknowledge_monitoringalert", "Can acknowledge a monitoring alert"),
+            ("resolve_monitoringalert", "Can resolve a monitoring alert"),
+        ]
+        indexes = [models.Index(fields=["model", "status"], name="monitoring_alert_model_status")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "rule_id"],
+                condition=models.Q(status__in=["open", "acknowledged"]),
+                name="monitoring_alert_one_unresolved",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "acknowledged", "resolved"]), name="monitoring_alert_status"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(severity__in=["medium", "high", "critical"]), name="monitoring_alert_severity"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="resolved", resolved_at__isnull=False)
+                | (~models.Q(status="resolved") & models.Q(resolved_at__isnull=True)),
+                name="monitoring_alert_resolved_at_iff_resolved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} {self.rule_id} on deployment {self.deployment_id} ({self.status})"

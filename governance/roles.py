@@ -37,6 +37,10 @@ _ASSESSMENT_REQUESTER = ("view_riskassessment", "request_riskassessment")
 # Deployments (governance.Deployment): the kill switch is pulled by owners and the risk and
 # compliance functions (and monitoring jobs); only compliance officers lift it.
 _KILL_SWITCH = ("view_deployment", "engage_killswitch", "rollback_deployment")
+# Monitoring alerts (governance.MonitoringAlert): seen by whoever sees deployments; acknowledged
+# and resolved by the risk and compliance functions.
+_ALERT_VIEWER = ("view_monitoringalert",)
+_ALERT_HANDLER = ("view_monitoringalert", "acknowledge_monitoringalert", "resolve_monitoringalert")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
@@ -50,6 +54,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_desk",
         *_SIGNOFF_REQUESTER,
         *_KILL_SWITCH,
+        *_ALERT_VIEWER,
     },
     Role.MODEL_DEVELOPER: {
         *_ASSESSMENT_VIEWER,
@@ -84,6 +89,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_FINDINGS_RAISER,
         *_GOVERNANCE_RECORDS,
         *_KILL_SWITCH,
+        *_ALERT_HANDLER,
     },
     Role.COMPLIANCE_OFFICER: {
         *_ASSESSMENT_REQUESTER,
@@ -104,6 +110,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_GOVERNANCE_RECORDS,
         *_KILL_SWITCH,
         "lift_killswitch",
+        *_ALERT_HANDLER,
     },
     Role.INTERNAL_AUDITOR: {
         *_ASSESSMENT_VIEWER,
@@ -116,6 +123,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_OVERSIGHT,
         *_GOVERNANCE_RECORDS,
         "view_deployment",
+        *_ALERT_VIEWER,
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
@@ -131,5 +139,6 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_group",
         *_GOVERNANCE_RECORDS,
         *_KILL_SWITCH,
+        *_ALERT_VIEWER,
     },
 }

@@ -89,6 +89,7 @@ def existing(
         "governance.signoffresponse": lambda: _signoff_response(request),
         "governance.deployment": lambda: _deployment(request),
         "governance.monitoringbatch": lambda: _monitoring_batch(request),
+        "governance.monitoringalert": lambda: _monitoring_alert(request),
         "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
@@ -185,6 +186,29 @@ def _monitoring_batch(request: pytest.FixtureRequest) -> models.Model:
     return batch
 
 
+def _monitoring_alert(request: pytest.FixtureRequest) -> models.Model:
+    from governance.models import MonitoringAlert
+
+    deployment = _deployment(request)
+    decision = governance_services.policy_evaluate(
+        actor=SystemActor("tests"), version=deployment.version, trigger="periodic"
+    )
+    with audited_change():
+        alert = MonitoringAlert.objects.create(
+            deployment=deployment,
+            model=deployment.model,
+            version=deployment.version,
+            rule_id="MON-WALK-01",
+            actions=["alert"],
+            severity="medium",
+            message="walk",
+            raised_at=timezone.now(),
+            policy_decision=decision,
+        )
+        record_event(actor=SystemActor("tests"), action="monitoring.alert_raised", target=alert)
+    return alert
+
+
 def _engagement(make_model: Callable[..., models.Model]) -> models.Model:
     regulator = UserFactory(username="reg", roles=[Role.REGULATOR])
     now = timezone.now()
@@ -234,6 +258,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.finding": {"title": "changed"},
     "governance.deployment": {"kill_reason": "changed"},
     "governance.monitoringbatch": {"received_by_label": "changed"},
+    "governance.monitoringalert": {"message": "changed"},
     "models_registry.riskassessment": {"current_step": "changed"},
 }
 
