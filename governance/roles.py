@@ -18,6 +18,9 @@ class Role(StrEnum):
     INTERNAL_AUDITOR = "internal auditor"
     REGULATOR = "regulator"
     ADMINISTRATOR = "administrator"
+    # Service accounts of the trading infrastructure: read the trading permission, push
+    # monitoring samples for the models in their scope (docs/monitoring.md).
+    TRADING_SYSTEM = "trading system"
 
 
 _REGISTRY = ("model", "modelversion", "dataset")
@@ -54,6 +57,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_desk",
         *_SIGNOFF_REQUESTER,
         *_KILL_SWITCH,
+        "ingest_monitoring",
         *_ALERT_VIEWER,
     },
     Role.MODEL_DEVELOPER: {
@@ -141,4 +145,5 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_KILL_SWITCH,
         *_ALERT_VIEWER,
     },
+    Role.TRADING_SYSTEM: {"view_deployment", "ingest_monitoring"},
 }

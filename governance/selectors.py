@@ -7,6 +7,7 @@ that kind of record and can see the version it is about (``model_version_list``)
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -215,3 +216,83 @@ def deployment_list(*, user: AbstractBaseUser) -> QuerySet[Any]:
     if not user.is_authenticated or not user.has_perm("governance.view_deployment"):
         return qs.none()
     return qs.filter(model__in=model_list(user=user).values("pk"))
+
+
+# Monitoring ------------------------------------------------------------------------------
+# Who sees a model's monitoring data: whoever may see its deployments (``view_deployment``)
+# and the model itself (docs/monitoring.md).
+
+
+def _monitoring_models(user: AbstractBaseUser) -> QuerySet[Any] | None:
+    """The ids of the models whose monitoring data ``user`` may see; None for nobody."""
+    from models_registry.selectors import model_list
+
+    if not user.is_authenticated or not user.has_perm("governance.view_deployment"):
+        return None
+    return model_list(user=user).values("pk")
+
+
+def monitoring_batch_list(*, user: AbstractBaseUser, model_id: int | None = None) -> QuerySet[Any]:
+    """Monitoring batches of the models ``user`` may see, latest first."""
+    from governance.models import MonitoringBatch
+
+    qs = MonitoringBatch.objects.select_related("model", "deployment", "version")
+    visible = _monitoring_models(user)
+    if visible is None:
+        return qs.none()
+    if model_id is not None:
+        qs = qs.filter(model_id=model_id)
+    return qs.filter(model__in=visible)
+
+
+def monitoring_sample_list(*, user: AbstractBaseUser, model_id: int | None = None) -> QuerySet[Any]:
+    """Monitoring samples of the models ``user`` may see, in time order."""
+    from governance.models import MonitoringSample
+
+    qs = MonitoringSample.objects.all()
+    visible = _monitoring_models(user)
+    if visible is None:
+        return qs.none()
+    if model_id is not None:
+        qs = qs.filter(model_id=model_id)
+    return qs.filter(model__in=visible)
+
+
+SERIES_COLUMNS = ("id", "at", "instrument", "predicted", "probability", "outcome", "trade_count", "pnl", "pnl_kind")
+
+
+def monitoring_series(*, deployment: Any, since: datetime | None = None) -> dict[str, Any]:
+    """A deployment's samples as columns (NumPy arrays) in time order, for the anomaly rules.
+
+    Not scoped to a user: the evaluator is a system job. ``since`` keeps samples at or after
+    it. Missing values: ``predicted``, ``probability``, ``outcome`` and ``pnl`` are float64
+    with NaN for null (class labels are small integers, exact in a float); ``at`` is
+    datetime64[us] in UTC. ``pnl`` as float is for statistics only: the exact amounts
+    (``Decimal`` or None) are in ``pnl_exact``, and money compared with a limit should use them.
+    """
+    import numpy as np
+
+    from governance.models import MonitoringSample
+
+    qs = MonitoringSample.objects.filter(deployment_id=getattr(deployment, "pk", deployment))
+    if since is not None:
+        qs = qs.filter(at__gte=since)
+    rows = list(qs.order_by("at", "pk").values_list(*SERIES_COLUMNS))
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in SERIES_COLUMNS]
+    data = dict(zip(SERIES_COLUMNS, columns, strict=True))
+
+    def floats(values: tuple[Any, ...]) -> Any:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    return {
+        "id": np.array(data["id"], dtype=np.int64),
+        "at": np.array([v.astimezone(UTC).replace(tzinfo=None) for v in data["at"]], dtype="datetime64[us]"),
+        "instrument": np.array(data["instrument"], dtype=str),
+        "predicted": floats(data["predicted"]),
+        "probability": floats(data["probability"]),
+        "outcome": floats(data["outcome"]),
+        "trade_count": np.array(data["trade_count"], dtype=np.int64),
+        "pnl": floats(data["pnl"]),
+        "pnl_exact": list(data["pnl"]),
+        "pnl_kind": np.array(data["pnl_kind"], dtype=str),
+    }

@@ -303,6 +303,10 @@ if (
 # every change. With CACHE_URL (Redis) every process sees a change at once; with the default
 # in-process cache, other processes see it within GOVERNANCE_TRADING_PERMISSION_TTL seconds.
 GOVERNANCE_TRADING_PERMISSION_TTL = env_int("GOVERNANCE_TRADING_PERMISSION_TTL", 2, minimum=0)
+# Monitoring ingest (docs/monitoring.md): the most samples in one batch, and how far in the
+# future a sample's timestamp may be (the senders' clocks are not ours).
+GOVERNANCE_MONITORING_MAX_BATCH = env_int("GOVERNANCE_MONITORING_MAX_BATCH", 5000, minimum=1)
+GOVERNANCE_MONITORING_CLOCK_SKEW = env_int("GOVERNANCE_MONITORING_CLOCK_SKEW", 5, minimum=0)
 _cache_url = env_str("CACHE_URL")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
