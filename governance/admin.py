@@ -13,7 +13,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 from knox.models import AuthToken
 
-from governance import admin_access_review, admin_deployments, admin_signoffs, services  # noqa: F401 - register their admin pages
+from governance import (  # noqa: F401 - register their admin pages
+    admin_access_review,
+    admin_deployments,
+    admin_monitoring,
+    admin_signoffs,
+    services,
+)
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.authentication import cool_off
 from governance.errors import DomainError
