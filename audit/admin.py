@@ -96,12 +96,13 @@ def _object_admin_urls(site: admin.AdminSite, request: HttpRequest, events: list
     return urls
 
 
-def _pretty_json(value: Any) -> SafeString:
+def pretty_json(value: Any) -> SafeString:
+    """A JSON value as indented text in the admin (every app's admin uses this one)."""
     if value is None:
         return format_html("<em>{}</em>", "none")
     return format_html(
         '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
     )
 
 
@@ -228,11 +229,11 @@ class EventAdmin(_ReadOnlyAdmin):
 
     @admin.display(description="before")
     def before_display(self, obj: Event) -> SafeString:
-        return _pretty_json(obj.before)
+        return pretty_json(obj.before)
 
     @admin.display(description="after")
     def after_display(self, obj: Event) -> SafeString:
-        return _pretty_json(obj.after)
+        return pretty_json(obj.after)
 
     @admin.display(description="changes")
     def diff_display(self, obj: Event) -> SafeString:
@@ -242,7 +243,7 @@ class EventAdmin(_ReadOnlyAdmin):
         rows = format_html_join(
             "",
             "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
-            ((name, _pretty_json(old), _pretty_json(new)) for name, (old, new) in changes.items()),
+            ((name, pretty_json(old), pretty_json(new)) for name, (old, new) in changes.items()),
         )
         return format_html("<table><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>{}</table>", rows)
 

@@ -9,7 +9,6 @@ refusal's own records (``sod.refused``, the policy decision) outlive the refused
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -24,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from audit.admin import pretty_json
 from governance import selectors, services
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.errors import DomainError
@@ -36,15 +36,6 @@ from models_registry.models import ModelVersion
 User = get_user_model()
 
 _NONE = format_html("<em>{}</em>", "none")
-
-
-def _pretty_json(value: Any) -> SafeString:
-    if value is None:
-        return _NONE
-    return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-    )
 
 
 def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> SafeString:
@@ -476,7 +467,7 @@ class SignOffRequestAdmin(ServiceBackedAdmin, _ScopedReadAdmin):
 
     @admin.display(description="deployment proposal")
     def deployment_display(self, obj: SignOffRequest) -> SafeString:
-        return _pretty_json(obj.deployment)
+        return pretty_json(obj.deployment)
 
     @admin.display(description="required approvals")
     def approvals_display(self, obj: SignOffRequest) -> SafeString:
@@ -696,7 +687,7 @@ class PolicyDecisionAdmin(_ReadOnly, _ScopedReadAdmin):
 
     @admin.display(description="input document")
     def input_display(self, obj: PolicyDecision) -> SafeString:
-        return _pretty_json(obj.input_document)
+        return pretty_json(obj.input_document)
 
     @admin.display(description="audit")
     def audit_link(self, obj: PolicyDecision) -> SafeString:

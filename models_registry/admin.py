@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from audit.admin import pretty_json
 from governance import selectors as governance_selectors
 from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, error_text
 from governance.errors import DomainError
@@ -459,15 +460,6 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> SafeString:
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
 
-def _pretty_json(value: Any) -> SafeString:
-    if value is None:
-        return _NONE
-    return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-    )
-
-
 def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -650,7 +642,7 @@ class RiskAssessmentAdmin(ScopedAdmin):
             "<strong>{}</strong>: {}{}",
             obj.error.get("code", ""),
             obj.error.get("message", ""),
-            _pretty_json(obj.error["detail"]) if obj.error.get("detail") else "",
+            pretty_json(obj.error["detail"]) if obj.error.get("detail") else "",
         )
 
     @admin.display(description="rules that decided it")
@@ -699,7 +691,7 @@ class RiskAssessmentAdmin(ScopedAdmin):
 
     @admin.display(description="overfitting")
     def overfitting_display(self, obj: RiskAssessment) -> SafeString:
-        return _pretty_json(obj.overfitting)
+        return pretty_json(obj.overfitting)
 
     @admin.display(description="explainability")
     def explainability_display(self, obj: RiskAssessment) -> SafeString:
@@ -717,15 +709,15 @@ class RiskAssessmentAdmin(ScopedAdmin):
 
     @admin.display(description="parameters")
     def parameters_display(self, obj: RiskAssessment) -> SafeString:
-        return _pretty_json(obj.parameters)
+        return pretty_json(obj.parameters)
 
     @admin.display(description="inputs")
     def inputs_display(self, obj: RiskAssessment) -> SafeString:
-        return _pretty_json(obj.inputs)
+        return pretty_json(obj.inputs)
 
     @admin.display(description="environment")
     def environment_display(self, obj: RiskAssessment) -> SafeString:
-        return _pretty_json(obj.environment)
+        return pretty_json(obj.environment)
 
     @admin.display(description="audit")
     def audit_link(self, obj: RiskAssessment) -> SafeString:
