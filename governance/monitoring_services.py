@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -396,8 +395,18 @@ def _store(*, actor: Actor, deployment: Deployment, batch_id: str, clean: _Clean
         },
     )
     for hook in list(after_ingest_hooks):
-        transaction.on_commit(partial(hook, deployment.pk), robust=True)
+        transaction.on_commit(_hook_call(hook, deployment.pk), robust=True)
     return IngestResult(created=True, batch=batch)
+
+
+def _hook_call(hook: Callable[[int], None], deployment_id: int) -> Callable[[], None]:
+    # Django names a failing robust on_commit callback by its __qualname__ when it logs it,
+    # which a functools.partial lacks; a named closure gives the log the hook's own name.
+    def call() -> None:
+        hook(deployment_id)
+
+    call.__qualname__ = f"after_ingest_hooks[{getattr(hook, '__qualname__', repr(hook))}]"
+    return call
 
 
 def canonical_samples(batch: MonitoringBatch) -> list[dict[str, Any]]:

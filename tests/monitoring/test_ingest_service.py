@@ -271,6 +271,22 @@ def test_hooks_run_after_commit_for_new_batches_only(
     assert seen == [deployed.pk]
 
 
+def test_a_failing_hook_neither_undoes_the_ingest_nor_stops_the_others(
+    deployed, gateway, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    seen: list[int] = []
+
+    def broken(deployment_id: int) -> None:
+        raise RuntimeError("evaluator down")
+
+    monkeypatch.setattr(monitoring_services, "after_ingest_hooks", [broken, seen.append])
+    with django_capture_on_commit_callbacks(execute=True):
+        result = _ingest(gateway, deployed)
+    assert result.created and MonitoringBatch.objects.count() == 1
+    assert seen == [deployed.pk]
+    assert "after_ingest_hooks[" in caplog.text and "broken" in caplog.text
+
+
 def test_samples_are_written_only_by_the_service(deployed, gateway):
     _ingest(gateway, deployed)
     row = MonitoringSample.objects.first()
