@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from models_registry.models import Dataset
 
 DEFAULT_DECISIONS_PER_DAY = 200
-DEFAULT_WINDOW_DAYS = 60
+DEFAULT_WINDOW_DAYS = 500
 DEFAULT_DROP_SIZE = 0.10
 DEFAULT_STREAK_LENGTH = 15
 # US equities' regular session in UTC (standard time): decisions are spread over it and the
@@ -307,7 +307,8 @@ def replay(
             f"the replay needs {days} real trading days after a window of {window_days} "
             f"but the datasets hold {len(dates)} dates"
             + (f" ({dates[0]} to {dates[-1]})" if len(dates) else "")
-            + (f"; at most {max(len(dates) - first, 0)} days from this start" if len(dates) else ""),
+            + (f"; at most {max(len(dates) - first, 0)} days from this start" if len(dates) else "")
+            + " (a smaller --window-days or a longer dataset fits more)",
             field="days",
         )
     for injection in injections:
