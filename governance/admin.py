@@ -15,6 +15,7 @@ from knox.models import AuthToken
 
 from governance import (  # noqa: F401 - register their admin pages
     admin_access_review,
+    admin_alerts,
     admin_deployments,
     admin_monitoring,
     admin_signoffs,

@@ -47,3 +47,8 @@ class GovernanceConfig(AppConfig):
         govern_recorded(get_user_model(), links=("groups", "user_permissions"))
         govern_recorded(Group, links=("permissions",))
         receivers.connect()
+        # Anomaly rules after each ingested batch (enqueued as a Celery task once it commits).
+        from governance import anomaly_services, monitoring_services
+
+        if anomaly_services.on_ingest not in monitoring_services.after_ingest_hooks:
+            monitoring_services.after_ingest_hooks.append(anomaly_services.on_ingest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -74,4 +75,28 @@ def requester_told(request: SignOffRequest, what: str, details: str = "") -> lis
         f"[model governance] Sign-off {request.get_status_display().lower()}: {_describe(request)}",
         body,
         [request.requested_by],
+    )
+
+
+def monitoring_alert_raised(alert: Any) -> list[str]:
+    """Tell the model's owner and the compliance officers that an anomaly rule fired
+    (``governance.anomaly_services``), with what it found and what was done about it."""
+    from django.contrib.auth import get_user_model
+
+    from governance.roles import Role
+
+    model = alert.model
+    officers = get_user_model().objects.filter(groups__name=Role.COMPLIANCE_OFFICER.value, is_active=True)
+    link = settings.GOVERNANCE_BASE_URL + reverse("admin:governance_monitoringalert_change", args=[alert.pk])
+    body = (
+        f"The anomaly rule {alert.rule_id} fired on {model.name} {alert.version.version} "
+        f"(deployment {alert.deployment_id}, phase {alert.deployment.phase}).\n\n{alert.message}\n\n"
+        f"Severity: {alert.severity}. Actions: {', '.join(alert.actions)} "
+        "(what each did is on the alert's page).\n\n"
+        f"Acknowledge and resolve it here:\n{link}\n"
+    )
+    return _send_after_commit(
+        f"[model governance] Monitoring alert {alert.rule_id}: {model.name} {alert.version.version}",
+        body,
+        [model.owner, *officers],
     )

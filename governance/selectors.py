@@ -296,3 +296,26 @@ def monitoring_series(*, deployment: Any, since: datetime | None = None) -> dict
         "pnl_exact": list(data["pnl"]),
         "pnl_kind": np.array(data["pnl_kind"], dtype=str),
     }
+
+
+def monitoring_alert_list(*, user: AbstractBaseUser, model_id: int | None = None) -> QuerySet[Any]:
+    """Monitoring alerts (anomaly rules that fired) on the deployments ``user`` may see
+    (``deployment_list``), for holders of ``view_monitoringalert``; open ones first, then
+    acknowledged, then resolved, each latest first."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    from governance.models import MonitoringAlert
+
+    qs = MonitoringAlert.objects.select_related("model", "version", "deployment", "policy_decision")
+    if not user.is_authenticated or not user.has_perm("governance.view_monitoringalert"):
+        return qs.none()
+    if model_id is not None:
+        qs = qs.filter(model_id=model_id)
+    rank = Case(
+        When(status="open", then=Value(0)),
+        When(status="acknowledged", then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    visible = deployment_list(user=user).values("pk")
+    return qs.filter(deployment__in=visible).annotate(status_rank=rank).order_by("status_rank", "-raised_at", "-pk")

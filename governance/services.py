@@ -486,6 +486,7 @@ def policy_evaluate(
     signoff: Mapping[str, Any] | None = None,
     deployment: Mapping[str, Any] | None = None,
     reason: str = "",
+    monitoring: Mapping[str, Any] | None = None,
 ) -> PolicyDecision:
     """Evaluate the set in force for ``trigger`` on ``version`` and store the decision.
 
@@ -512,6 +513,7 @@ def policy_evaluate(
         findings=findings,
         signoff=signoff,
         deployment=deployment,
+        monitoring=monitoring,
     )
     evaluation = policy_engine.evaluate(compiled, document)
     decision = PolicyDecision(
@@ -610,6 +612,15 @@ def _clean_deployment(to_status: str, deployment: Any) -> dict[str, Any] | None:
     missing = [key for key in ("phase", "capital_limit", "rollback_plan") if deployment.get(key) in (None, "")]
     if missing:
         raise ValidationError({"deployment": [f"missing: {', '.join(missing)}"]})
+    if "monitoring_parameters" in deployment:
+        # Per-model overrides of the anomaly rules' parameters: known names, values of the right kind.
+        from governance.anomaly_services import clean_monitoring_parameters
+
+        try:
+            overrides = clean_monitoring_parameters(deployment["monitoring_parameters"])
+        except ValidationError as exc:
+            raise ValidationError({"deployment": exc.messages}) from exc
+        deployment = {**deployment, "monitoring_parameters": overrides}
     return policy_document.validate_section("deployment", deployment)
 
 
@@ -1437,6 +1448,7 @@ def _deployment_apply_signoff(*, actor: AbstractBaseUser, request: SignOffReques
         "max_daily_loss": Decimal(proposal["max_daily_loss"]) if proposal.get("max_daily_loss") else None,
         "rollback_plan": proposal["rollback_plan"],
         "rollback_target_id": target["version_id"] if target else None,
+        "monitoring_parameters": dict(proposal.get("monitoring_parameters") or {}),
     }
     live = _live_deployment(request.model_id, lock=True)
     if live is not None and live.version_id == request.version_id:

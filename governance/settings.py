@@ -278,12 +278,19 @@ GOVERNANCE_REVALIDATION_DAYS_TIER_1 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER
 GOVERNANCE_REVALIDATION_DAYS_TIER_2 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER_2", 180, minimum=1)
 GOVERNANCE_REVALIDATION_DAYS_TIER_3 = env_int("GOVERNANCE_REVALIDATION_DAYS_TIER_3", 365, minimum=1)
 GOVERNANCE_REVALIDATION_INTERVAL = env_int("GOVERNANCE_REVALIDATION_INTERVAL", 24 * 3600, minimum=60)
+# Anomaly rules on live monitoring data (governance/anomaly_services.py): evaluated after each
+# ingested batch and, by beat, over every live deployment every GOVERNANCE_MONITORING_INTERVAL seconds.
+GOVERNANCE_MONITORING_INTERVAL = env_int("GOVERNANCE_MONITORING_INTERVAL", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.make_checkpoint", "schedule": float(GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL)},
     "signoff-expiry": {"task": "governance.expire_signoffs", "schedule": float(GOVERNANCE_SIGNOFF_EXPIRY_INTERVAL)},
     "risk-revalidation": {
         "task": "models_registry.revalidate_due",
         "schedule": float(GOVERNANCE_REVALIDATION_INTERVAL),
+    },
+    "monitoring-anomaly-rules": {
+        "task": "governance.evaluate_monitoring",
+        "schedule": float(GOVERNANCE_MONITORING_INTERVAL),
     },
 }
 

@@ -145,12 +145,53 @@ class Deployment(_Section):
     instruments: list[str] = Field(default_factory=list)
     rollback_target: RollbackTarget | None = None
     rollback_plan: str = ""
+    # Per-model overrides of the anomaly rules' parameters (checked by the sign-off service).
+    monitoring_parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class MonitoredDeployment(_Section):
+    """The deployment whose live data the anomaly rules read."""
+
+    id: int
+    phase: str
+    capital_limit: Money
+    max_daily_loss: Money | None = None
+    currency: str
+    started_at: Timestamp
+
+
+class MonitoringDetection(_Section):
+    """One detector's result (``governance.detectors``) over its window of samples."""
+
+    computed: bool
+    breached: bool
+    statistic: float | None = None
+    threshold: float | None = None
+    at: Timestamp | None = None
+    window_from: Timestamp | None = None
+    window_to: Timestamp | None = None
+    samples: int = 0
+    reason: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Monitoring(_Section):
+    """The anomaly detections on a deployment's live samples (trigger ``monitoring``), with the
+    parameters they used (the set's ``monitoring`` defaults merged with the deployment's overrides)."""
+
+    deployment: MonitoredDeployment
+    samples: int
+    window_from: Timestamp | None = None
+    window_to: Timestamp | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    detections: dict[str, MonitoringDetection]
 
 
 _RESERVED: dict[str, type[_Section]] = {
     "risk_assessment": RiskAssessment,
     "signoff": Signoff,
     "deployment": Deployment,
+    "monitoring": Monitoring,
 }
 
 
@@ -167,7 +208,7 @@ def _reserved(name: str, value: Any) -> Any:
 
 
 def validate_section(name: str, value: Any) -> Any:
-    """A reserved section (``risk_assessment``, ``findings``, ``signoff``, ``deployment``)
+    """A reserved section (``risk_assessment``, ``findings``, ``signoff``, ``deployment``, ``monitoring``)
     checked against its schema-1 shape and normalised; ``ValidationError`` names the field."""
     return _reserved(name, value)
 
@@ -324,6 +365,7 @@ def _base_document(
         # Reserved in schema version 1 (see the module docstring).
         "risk_assessment": latest_assessment,
         "findings": findings,
+        "monitoring": None,
         "signoff": None,
         "deployment": None,
     }
@@ -455,6 +497,7 @@ def build_input_document(
     findings: Sequence[Mapping[str, Any]] | None = None,
     signoff: Mapping[str, Any] | None = None,
     deployment: Mapping[str, Any] | None = None,
+    monitoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The input document for evaluating ``trigger`` on ``version`` at ``at`` (default now),
     asked by ``requested_by``. Reserved sections given here are validated against their
@@ -481,6 +524,7 @@ def build_input_document(
         document["findings"] = _reserved("findings", findings)
     document["signoff"] = _reserved("signoff", signoff)
     document["deployment"] = _reserved("deployment", deployment)
+    document["monitoring"] = _reserved("monitoring", monitoring)
     return document
 
 

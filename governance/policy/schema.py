@@ -18,6 +18,9 @@ from governance.roles import Role
 FILE_FORMAT = 1
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
 Effect = Literal["deny", "warn", "require_approval"]
+# What a monitoring rule that fires does (governance.anomaly_services): e-mail the owner and
+# compliance, ask for a risk assessment, pull the kill switch, roll back to the target.
+ACTIONS = ("alert", "revalidate", "suspend", "rollback")
 # What one rule can come to in an evaluation (see governance.policy.engine).
 RuleOutcome = Literal["pass", "not_applicable", "deny", "warn", "require_approval"]
 Overall = Literal["allow", "deny", "require_approval"]
@@ -56,6 +59,8 @@ class RuleSpec(_Strict):
     approval: ApprovalSpec | None = None
     message: str = Field(min_length=1)
     references: list[str] = Field(min_length=1)
+    # Only on the monitoring trigger: what happens when the rule fires (see ACTIONS).
+    actions: list[str] | None = None
 
     @field_validator("id")
     @classmethod
@@ -76,12 +81,39 @@ class RuleSpec(_Strict):
             raise ValueError("a trigger is listed twice")
         return values
 
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
+        if not values:
+            raise ValueError(f"actions: list at least one of {', '.join(ACTIONS)} (or leave the field out)")
+        unknown = [value for value in values if value not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action(s) {', '.join(map(repr, unknown))}; actions are {', '.join(ACTIONS)}")
+        if len(set(values)) != len(values):
+            raise ValueError("an action is listed twice")
+        return values
+
     @field_validator("references")
     @classmethod
     def _references(cls, values: list[str]) -> list[str]:
         if any(not value.strip() for value in values):
             raise ValueError("a reference is empty")
         return values
+
+    @model_validator(mode="after")
+    def _actions_only_on_monitoring(self) -> RuleSpec:
+        if self.actions is None:
+            return self
+        others = [text for text in self.applies_to if triggers.parse(text, allow_wildcard=True).kind != "monitoring"]
+        if others:
+            raise ValueError(
+                f"'actions' work only on the monitoring trigger; the rule also applies to {', '.join(others)}"
+            )
+        if self.effect == "require_approval":
+            raise ValueError("a monitoring rule with actions fires by deny or warn, not require_approval")
+        return self
 
     @model_validator(mode="after")
     def _effect_needs(self) -> RuleSpec:

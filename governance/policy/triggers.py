@@ -9,7 +9,9 @@ A trigger is one of
 * ``dataset_use``: a dataset is attached to a version;
 * ``periodic``: a scheduled check (revalidation due, etc.);
 * ``assessment``: a risk assessment finished; the outcome rates it (deny: red, warn or
-  require_approval: amber, otherwise green; ``governance.policy.rating``).
+  require_approval: amber, otherwise green; ``governance.policy.rating``);
+* ``monitoring``: the anomaly rules on a deployment's live data (``input.monitoring``); a rule
+  that fires raises an alert and carries out its ``actions`` (``governance.anomaly_services``).
 
 Rules name patterns in ``applies_to``: the same forms, where a status or phase may be
 ``*`` (any). Evaluations name a concrete trigger, without ``*``.
@@ -29,7 +31,8 @@ DEPLOYMENT = "deployment"
 DATASET_USE = "dataset_use"
 PERIODIC = "periodic"
 ASSESSMENT = "assessment"
-KINDS = (TRANSITION, DEPLOYMENT, DATASET_USE, PERIODIC, ASSESSMENT)
+MONITORING = "monitoring"
+KINDS = (TRANSITION, DEPLOYMENT, DATASET_USE, PERIODIC, ASSESSMENT, MONITORING)
 
 _PHASE = re.compile(r"^[a-z0-9][a-z0-9_]{0,49}$")
 WILDCARD = "*"
@@ -92,7 +95,7 @@ def parse(text: str, *, allow_wildcard: bool = False) -> Trigger:
     if not isinstance(text, str) or not text.strip():
         raise TriggerError("a trigger must be a non-empty string")
     text = text.strip()
-    if text in (DATASET_USE, PERIODIC, ASSESSMENT):
+    if text in (DATASET_USE, PERIODIC, ASSESSMENT, MONITORING):
         return Trigger(kind=text)
     if "->" in text:
         source, _, target = (part.strip() for part in text.partition("->"))
@@ -108,5 +111,5 @@ def parse(text: str, *, allow_wildcard: bool = False) -> Trigger:
         return Trigger(kind=DEPLOYMENT, phase=phase)
     raise TriggerError(
         f"{text!r} is not a trigger: use '<status>-><status>' (e.g. validated->approved), "
-        "'deployment:<phase>', 'dataset_use', 'periodic' or 'assessment'"
+        "'deployment:<phase>', 'dataset_use', 'periodic', 'assessment' or 'monitoring'"
     )

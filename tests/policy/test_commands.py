@@ -33,9 +33,10 @@ def run(*args: str) -> tuple[str, str, int]:
 def test_policy_activate(compliance, tmp_path):
     out, _, code = run("policy_activate", "--user", "chloe", "--reason", "first set")
     policy_set = PolicySet.objects.get(is_active=True)
+    shipped = len(loader.read_directories([loader.DEFAULT_DIRECTORY]))
     assert code == 0
     assert out.strip() == (
-        f"Activated policy set {policy_set.content_hash}: {len(policy_set.rule_ids)} rules from 6 files "
+        f"Activated policy set {policy_set.content_hash}: {len(policy_set.rule_ids)} rules from {shipped} files "
         "(previous: none)."
     )
     out, _, code = run("policy_activate", "--user", "chloe")
