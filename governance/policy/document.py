@@ -26,6 +26,8 @@ from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic import ValidationError as PydanticValidationError
@@ -35,7 +37,9 @@ from audit.hashing import format_timestamp
 from audit.models import Event
 from audit.services import Actor, SystemActor
 from audit.snapshot import json_safe
+from governance.models import Deployment as DeploymentRow
 from governance.models import Finding as FindingRow
+from governance.models import MonitoringAlert, MonitoringSample
 from governance.policy import triggers
 from governance.policy.schema import describe_errors
 from governance.roles import Role
@@ -143,6 +147,7 @@ class Deployment(_Section):
     capital_limit: Money | None = None
     currency: str = Field(default_factory=lambda: settings.GOVERNANCE_BASE_CURRENCY)
     instruments: list[str] = Field(default_factory=list)
+    max_daily_loss: Money | None = None
     rollback_target: RollbackTarget | None = None
     rollback_plan: str = ""
     # Per-model overrides of the anomaly rules' parameters (checked by the sign-off service).
@@ -296,6 +301,7 @@ def _base_document(
     history: dict[str, dict[str, Any]],
     findings: list[dict[str, Any]],
     latest_assessment: dict[str, Any] | None,
+    deployment_facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     model = version.model
     assessment = model.tier_assessment
@@ -368,6 +374,102 @@ def _base_document(
         "monitoring": None,
         "signoff": None,
         "deployment": None,
+        # The model's deployments as they are (docs/deployments.md, "Phase rules").
+        **(deployment_facts or {"live_deployment": None, "rollback_candidates": []}),
+    }
+
+
+# Versions a rollback may return to: the rollback service deploys an approved or suspended
+# version, and a deployed one is suspended when the version being deployed replaces it.
+_ROLLBACK_STATUSES = ("approved", "deployed", "suspended")
+
+
+_CENT = Decimal("0.01")
+
+
+def _add_phase_pnl(live: dict[int, dict[str, Any]]) -> None:
+    """Fill ``phase_pnl`` of live deployments (by id) from their monitoring samples since
+    their phase began: sample count, days with P&L, total, and the worst day (UTC) with its
+    loss (a positive decimal string, ``"0"`` when no day lost). One query."""
+    if not live:
+        return
+    days = (
+        MonitoringSample.objects.filter(deployment_id__in=list(live), at__gte=F("deployment__phase_started_at"))
+        .annotate(day=TruncDate("at", tzinfo=dt.UTC))
+        .values("deployment_id", "day")
+        .annotate(samples=Count("pk"), pnl=Sum("pnl"))
+        .order_by("deployment_id", "day")
+    )
+    for row in days:
+        facts = live[row["deployment_id"]]["phase_pnl"]
+        pnl = row["pnl"]
+        facts["samples"] += row["samples"]
+        if pnl is None:
+            continue  # samples without P&L (predictions only)
+        pnl = pnl.quantize(_CENT)  # a sum of cents (SQLite's sum carries more digits)
+        facts["days"] += 1
+        facts["total"] = str(Decimal(facts["total"]) + pnl)
+        if -pnl > Decimal(facts["worst_day_loss"]):
+            facts["worst_day"], facts["worst_day_loss"] = row["day"].isoformat(), str(-pnl)
+
+
+def _add_unresolved_alerts(live: dict[int, dict[str, Any]]) -> None:
+    """Fill ``unresolved_alerts`` (open or acknowledged) of live deployments (by id). One query."""
+    if not live:
+        return
+    alerts = (
+        MonitoringAlert.objects.filter(deployment_id__in=list(live), status__in=MonitoringAlert.UNRESOLVED_STATUSES)
+        .order_by("raised_at", "pk")
+        .values_list("deployment_id", "pk", "rule_id", "severity", "status", "raised_at")
+    )
+    for deployment_id, pk, rule_id, severity, status, raised_at in alerts:
+        live[deployment_id]["unresolved_alerts"].append(
+            {"id": pk, "rule_id": rule_id, "severity": severity, "status": status, "raised_at": _ts(raised_at)}
+        )
+
+
+def _deployment_facts(model_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Per model: its live deployment (``live_deployment``, null when none) with what its current
+    phase realised (``phase_pnl``) and its unresolved monitoring alerts, and the versions a
+    rollback could return to (``rollback_candidates``); four queries per 900 models."""
+    live: dict[int, dict[str, Any]] = {}
+    candidates: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in _chunks(model_ids):
+        rows = DeploymentRow.objects.filter(model_id__in=chunk, status__in=DeploymentRow.LIVE_STATUSES).select_related(
+            "version", "rollback_target"
+        )
+        in_chunk: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            target = row.rollback_target
+            live[row.model_id] = in_chunk[row.pk] = {
+                "id": row.pk,
+                "version_id": row.version_id,
+                "version_label": row.version.version,
+                "status": row.status,
+                "phase": row.phase,
+                "phase_started_at": _ts(row.phase_started_at),
+                "started_at": _ts(row.started_at),
+                "capital_limit": str(row.capital_limit),
+                "currency": row.currency,
+                "instruments": list(row.instruments),
+                "max_daily_loss": None if row.max_daily_loss is None else str(row.max_daily_loss),
+                "rollback_target": None if target is None else {"version_id": target.pk, "label": target.version},
+                "kill_switch_engaged": row.kill_switch_engaged,
+                "phase_pnl": {"samples": 0, "days": 0, "total": "0", "worst_day": None, "worst_day_loss": "0"},
+                "unresolved_alerts": [],
+            }
+        _add_phase_pnl(in_chunk)
+        _add_unresolved_alerts(in_chunk)
+        versions = (
+            ModelVersion.objects.filter(model_id__in=chunk, status__in=_ROLLBACK_STATUSES)
+            .order_by("model_id", "pk")
+            .values_list("model_id", "pk", "version", "status")
+        )
+        for model_id, pk, label, status in versions:
+            candidates[model_id].append({"version_id": pk, "label": label, "status": status})
+    return {
+        model_id: {"live_deployment": live.get(model_id), "rollback_candidates": candidates[model_id]}
+        for model_id in model_ids
     }
 
 
@@ -376,7 +478,8 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
     Queries (per 900 versions): the versions with their model, desk, owner, creator and
     datasets; the developers of their models; their assigned validators; their findings;
-    their latest succeeded full risk assessments; their lifecycle events from the audit log. Unknown ids are left out.
+    their latest succeeded full risk assessments; their lifecycle events from the audit log; their
+    models' live deployments and rollback candidates. Unknown ids are left out.
     """
     ids = list(version_ids)
     loaded: list[ModelVersion] = []
@@ -460,6 +563,7 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
                 "at": _ts(timestamp),
             }
 
+    deployments = _deployment_facts(model_ids)
     documents = {}
     for version in loaded:
         model = version.model
@@ -471,8 +575,15 @@ def version_documents(version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
             history=history[version.pk],
             findings=findings[version.pk],
             latest_assessment=assessments.get(version.pk),
+            deployment_facts=_rollback_view(deployments[model.pk], version.pk),
         )
     return documents
+
+
+def _rollback_view(facts: dict[str, Any], version_id: int) -> dict[str, Any]:
+    # A version is never its own rollback target.
+    others = [item for item in facts["rollback_candidates"] if item["version_id"] != version_id]
+    return {**facts, "rollback_candidates": others}
 
 
 def with_trigger(

@@ -54,6 +54,19 @@ def decimal_cmp(a: Any, b: Any) -> int:
     return (left > right) - (left < right)
 
 
+def decimal_mul(a: Any, b: Any) -> str:
+    """``a`` times ``b`` as an exact decimal string, e.g. a limit that is a fraction of another
+    (``decimal_mul('25000000', '0.2')`` is ``'5000000'``); compare the result with ``decimal_cmp``."""
+    try:
+        left, right = Decimal(str(a)), Decimal(str(b))
+    except InvalidOperation as exc:
+        raise ValueError(f"decimal_mul: {a!r} or {b!r} is not a decimal number") from exc
+    if not (left.is_finite() and right.is_finite()):
+        raise ValueError(f"decimal_mul: {a!r} or {b!r} is not a finite number")
+    # Trailing zeros dropped for the message a rule may print; never an exponent.
+    return format((left * right).normalize(), "f")
+
+
 # Parameter values that rules index with values from the document, by the SHA-256 of their
 # canonical JSON (``loader.inline_parameters`` registers them). Process-wide and content-
 # addressed, so two sets sharing a value share its entry.
@@ -77,7 +90,11 @@ def param_at(key: str, *indexes: Any) -> Any:
 
 
 # Functions a rule may call beyond CEL's operators; anything else is refused at load.
-EXTRA_FUNCTIONS: dict[str, Callable[..., Any]] = {"decimal_cmp": decimal_cmp, "param_at": param_at}
+EXTRA_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "decimal_cmp": decimal_cmp,
+    "decimal_mul": decimal_mul,
+    "param_at": param_at,
+}
 
 
 @dataclass(frozen=True)

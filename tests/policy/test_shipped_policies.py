@@ -23,6 +23,16 @@ EXPECTATIONS = {
     "high complexity: explainability and more approvers": {"EXPLAIN-01", "APPROVE-COMPLEX-01"},
     "deployment: rollback plan and capital within the tier's maximum": {"DEPLOY-ROLLBACK-01", "DEPLOY-CAPITAL-01"},
     "revalidation within 12 months for tier 1": {"REVAL-TIER1-01"},
+    "phased deployment: per-phase capital, daily loss, instruments, duration, exit criteria; rollback before live": {
+        "DEPLOY-PHASE-01",
+        "DEPLOY-PHASE-CAPITAL-01",
+        "DEPLOY-DAILYLOSS-01",
+        "DEPLOY-INSTRUMENTS-01",
+        "DEPLOY-DURATION-01",
+        "DEPLOY-EXIT-01",
+        "DEPLOY-EXIT-02",
+        "DEPLOY-ROLLBACK-02",
+    },
     "open high-severity findings block approval": {"FINDINGS-01"},
 }
 # Texts of ../shared/reference/regulatory-map.md that references may cite.
@@ -82,6 +92,8 @@ def test_the_test_base_document_has_the_builders_shape(validated_version, risk_m
         deployment=base["deployment"],
     )
     base["findings"] = built["findings"]
+    # A version with no deployment: their shapes are compared in tests/signoff/test_deployment_phases.py.
+    base["live_deployment"], base["rollback_candidates"] = built["live_deployment"], built["rollback_candidates"]
 
     def keys(value: Any, prefix: str = "") -> set[str]:
         if not isinstance(value, dict):

@@ -4,8 +4,11 @@ permission follows every step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from audit.models import Event
 from audit.verify import verify_log
@@ -73,7 +76,9 @@ def test_a_first_deployment_starts_in_the_first_phase(approved_version, owner):
 def test_promotion_to_the_next_phase_goes_through_a_signoff(deployed, owner, second_risk_manager, risk_manager):
     with pytest.raises(ValidationError, match="the next phase is pilot"):
         _request(owner, deployed, phase="full")
-    request = _request(owner, deployed, phase="pilot", capital_limit="8000000.00")
+    # The shadow phase has run its minimum duration (DEPLOY-DURATION-01).
+    force_fields(Deployment.objects.get(), phase_started_at=timezone.now() - timedelta(days=15))
+    request = _request(owner, deployed, phase="pilot", capital_limit="8000000.00", max_daily_loss="150000.00")
     assert request.trigger == "deployment:pilot" and request.latest_decision.trigger == "deployment:pilot"
     request = services.signoff_respond(actor=risk_manager, request=request, verdict="approve", comment="Pilot ok.")
     assert request.status == "approved"
