@@ -300,17 +300,18 @@ def _losing(series: Mapping[str, Any], parameters: Mapping[str, Any], deployment
 
 
 def _days(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The UTC day of each time, and the distinct days in order."""
+    """The distinct UTC days of ``times`` (in time order) and the index where each day starts."""
     days = times.astype("datetime64[D]")
-    return days, np.unique(days)
+    distinct, starts = np.unique(days, return_index=True)
+    return distinct, starts
 
 
 def _trades(series: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
     if not series["at"].size:
         return _not_computed("no samples")
-    days, distinct = _days(series["at"])
+    distinct, starts = _days(series["at"])
     # Days with samples only: a day without any (a weekend, a holiday) is not a day of zero trades.
-    counts = np.array([series["trade_count"][days == day].sum() for day in distinct], dtype=float)
+    counts = np.add.reduceat(series["trade_count"], starts).astype(float)
     window = _param(parameters, "trade_count", "window")
     if counts.size <= max(window, 3):
         return _not_computed(f"{counts.size} trading days, the trailing window needs more than {window}", counts.size)
@@ -344,8 +345,9 @@ def _daily_loss(series: Mapping[str, Any], parameters: Mapping[str, Any], deploy
     amounts, times = _exact_pnl(series)
     if not amounts:
         return _not_computed("no samples with a P&L")
-    days, distinct = _days(times)
-    totals = [sum((a for a, d in zip(amounts, days, strict=True) if d == day), Decimal(0)) for day in distinct]
+    distinct, starts = _days(times)
+    ends = [*starts[1:], len(amounts)]
+    totals = [sum(amounts[start:end], Decimal(0)) for start, end in zip(starts, ends, strict=True)]
     found = detectors.daily_loss(totals, limit=limit)
     section = _section(found, distinct.astype("datetime64[us]"))
     section["window_from"], section["window_to"] = _aware(times[0]), _aware(times[-1])
