@@ -1,23 +1,26 @@
 """Monitoring ingest: live samples pushed by the trading infrastructure for a deployed model
-(docs/monitoring.md). One audited transaction per batch; the samples are validated in plain
-Python (a batch of 500 is checked in about a millisecond, where DRF's per-field machinery
-would cost far more) and written with one ``bulk_create``."""
+(docs/monitoring.md). One audited transaction per batch. The samples are validated in plain
+Python: about 5 ms of CPU for 500 samples, where a DRF serializer of the same fields took
+17-22 ms while checking less (timestamps as text, no exact P&L), on the development machine;
+they are written by COPY on PostgreSQL, ``bulk_create`` elsewhere (see ``_insert_samples``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from math import isfinite
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit import canonical
@@ -241,9 +244,11 @@ def _validate(samples: Any, *, currency: str | None) -> _Clean:
             if not isinstance(features, Mapping) or len(features) > _MAX_FEATURES:
                 problem(index, f"'features' must be an object of at most {_MAX_FEATURES} name -> number pairs")
             else:
+                # Inlined rather than _number(): this loop runs for every feature of every sample.
                 for name, value in features.items():
-                    number = _number(value)
-                    if not isinstance(name, str) or not name or number is None:
+                    kind = type(value)
+                    number = value if kind is float else float(value) if kind is Decimal or kind is int else None
+                    if number is None or not isfinite(number) or type(name) is not str or not name:
                         problem(index, f"'features' {str(name)[:40]!r} must map a name to a finite number")
                         break
                     clean_features[name] = number
@@ -278,7 +283,10 @@ def _validate(samples: Any, *, currency: str | None) -> _Clean:
 
 
 def _content_sha256(clean: _Clean) -> str:
-    return hashlib.sha256(canonical.dumps(clean.canonical)).hexdigest()
+    # RFC 8785 writes an array as its elements' canonical texts joined by "," in brackets, so
+    # this is canonical.dumps(clean.canonical) exactly; per sample, a float that needs the
+    # slow exact path (e.g. 1e-05) sends only its own sample there, not the whole batch.
+    return hashlib.sha256(b"[" + b",".join(map(canonical.dumps, clean.canonical)) + b"]").hexdigest()
 
 
 # --- the service ---------------------------------------------------------------------
@@ -370,12 +378,7 @@ def _store(*, actor: Actor, deployment: Deployment, batch_id: str, clean: _Clean
             batch.save()
     except IntegrityError as exc:  # a concurrent ingest of the same id won the race
         raise Conflict(f"batch {batch_id!r} was received concurrently: retry to get its result") from exc
-    MonitoringSample.objects.bulk_create(
-        [
-            MonitoringSample(batch=batch, deployment_id=deployment.pk, model_id=deployment.model_id, **row)
-            for row in clean.rows
-        ]
-    )
+    _insert_samples(batch, clean.rows)
     record_event(
         actor=actor,
         action="monitoring.batch_ingested",
@@ -397,6 +400,35 @@ def _store(*, actor: Actor, deployment: Deployment, batch_id: str, clean: _Clean
     for hook in list(after_ingest_hooks):
         transaction.on_commit(_hook_call(hook, deployment.pk), robust=True)
     return IngestResult(created=True, batch=batch)
+
+
+# The samples' columns as COPY writes them: the batch's keys, then each row's values.
+_COPY_FIELDS = ("batch", "deployment", "model", "at", "instrument", "predicted", "probability", "outcome")
+_COPY_FIELDS += ("trade_count", "pnl", "pnl_kind", "features")
+
+
+def _insert_samples(batch: MonitoringBatch, rows: list[dict[str, Any]]) -> None:
+    """Append the batch's rows in this transaction. On PostgreSQL by COPY: measured at about
+    5 ms of CPU for 500 rows where ``bulk_create`` (model instances, then psycopg quoting the
+    UNNEST arrays in Python) took 27 ms, the largest cost of an ingest (docs/benchmarks.md).
+    Elsewhere by ``bulk_create``, which the samples' queryset allows inside the service."""
+    if connection.vendor != "postgresql":
+        MonitoringSample.objects.bulk_create(
+            [
+                MonitoringSample(batch=batch, deployment_id=batch.deployment_id, model_id=batch.model_id, **row)
+                for row in rows
+            ]
+        )
+        return
+    quote = connection.ops.quote_name
+    table = quote(MonitoringSample._meta.db_table)
+    columns = ", ".join(quote(MonitoringSample._meta.get_field(name).column) for name in _COPY_FIELDS)
+    keys = (batch.pk, batch.deployment_id, batch.model_id)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            # features as JSON text, as JSONField itself would send it (json.dumps, no encoder)
+            values = (row[name] for name in _COPY_FIELDS[3:-1])
+            copy.write_row((*keys, *values, json.dumps(row["features"])))
 
 
 def _hook_call(hook: Callable[[int], None], deployment_id: int) -> Callable[[], None]:
