@@ -18,6 +18,7 @@ from governance import (  # noqa: F401 - register their admin pages
     admin_alerts,
     admin_deployments,
     admin_monitoring,
+    admin_reports,
     admin_signoffs,
     services,
 )

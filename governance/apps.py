@@ -41,6 +41,7 @@ class GovernanceConfig(AppConfig):
         govern(self.get_model("Deployment"))
         govern(self.get_model("MonitoringBatch"))
         govern(self.get_model("MonitoringAlert"))
+        govern(self.get_model("Report"))
         # guardian's generic tables hold grants on objects without a grant table of their own.
         govern_recorded(UserObjectPermission)
         govern_recorded(GroupObjectPermission)

@@ -44,12 +44,17 @@ _KILL_SWITCH = ("view_deployment", "engage_killswitch", "rollback_deployment")
 # and resolved by the risk and compliance functions.
 _ALERT_VIEWER = ("view_monitoringalert",)
 _ALERT_HANDLER = ("view_monitoringalert", "acknowledge_monitoringalert", "resolve_monitoringalert")
+# Reports (governance.Report, docs/reports.md): requested and seen by the roles that see the
+# subjects (the selectors scope them); legal holds are compliance's. Regulators hold no
+# permission: they see the reports on models an engagement shares with them.
+_REPORTS = ("view_report", "request_report")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
 # runs a dataset's rules and stores the result.
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.MODEL_OWNER: {
+        *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in _REGISTRY for action in ("add", "change", "view")),
         "transition_modelversion",
@@ -71,6 +76,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "change_finding",
     },
     Role.VALIDATOR: {
+        *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
@@ -83,6 +89,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_signoffrequest",
     },
     Role.RISK_MANAGER: {
+        *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
@@ -96,6 +103,8 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_ALERT_HANDLER,
     },
     Role.COMPLIANCE_OFFICER: {
+        *_REPORTS,
+        "hold_report",
         *_ASSESSMENT_REQUESTER,
         "view_model",
         "view_modelversion",
@@ -117,6 +126,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_ALERT_HANDLER,
     },
     Role.INTERNAL_AUDITOR: {
+        *_REPORTS,
         *_ASSESSMENT_VIEWER,
         "view_model",
         "view_modelversion",
@@ -131,6 +141,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
+        *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),
         "transition_modelversion",

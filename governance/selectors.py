@@ -319,3 +319,31 @@ def monitoring_alert_list(*, user: AbstractBaseUser, model_id: int | None = None
     )
     visible = deployment_list(user=user).values("pk")
     return qs.filter(deployment__in=visible).annotate(status_rank=rank).order_by("status_rank", "-raised_at", "-pk")
+
+
+def report_list(*, user: AbstractBaseUser) -> QuerySet[Any]:
+    """Reports ``user`` may see, latest first (docs/reports.md).
+
+    With ``view_report``: reports on the models (and their versions) the inventory selectors
+    let them see, the reports they requested, and, for those who see the whole audit log,
+    reports on no single model. A regulator (no permission) sees only issued reports on the
+    models an engagement shares with them now. Anyone else: nothing.
+    """
+    from audit.selectors import sees_all_events
+    from governance.models import Report, ReportStatus
+    from models_registry.selectors import model_list
+
+    qs = Report.objects.select_related("model", "version", "requested_by", "checkpoint")
+    if not user.is_authenticated:
+        return qs.none()
+    if user.is_superuser:
+        return qs
+    visible_models = model_list(user=user).values("pk")
+    if user.has_perm("governance.view_report"):
+        scope = Q(model__in=visible_models) | Q(requested_by=user)
+        if sees_all_events(user=user):
+            scope |= Q(model__isnull=True)
+        return qs.filter(scope)
+    if user.groups.filter(name=Role.REGULATOR.value).exists():
+        return qs.filter(status=ReportStatus.SUCCEEDED, model__in=visible_models)
+    return qs.none()

@@ -156,6 +156,45 @@ MEDIA_ROOT = env_path("GOVERNANCE_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "media/"
 REPORTS_DIR = env_path("GOVERNANCE_REPORTS_DIR", VAR_DIR / "reports")
 
+# Reports (docs/reports.md). PAdES signing with pyHanko when both a PEM key and certificate
+# are set (paths); the key's passphrase, if any, from GOVERNANCE_REPORT_SIGNING_PASSPHRASE(_FILE).
+GOVERNANCE_REPORT_SIGNING_KEY = os.environ.get("GOVERNANCE_REPORT_SIGNING_KEY", "")
+GOVERNANCE_REPORT_SIGNING_CERT = os.environ.get("GOVERNANCE_REPORT_SIGNING_CERT", "")
+GOVERNANCE_REPORT_SIGNING_PASSPHRASE = env_str("GOVERNANCE_REPORT_SIGNING_PASSPHRASE")
+if bool(GOVERNANCE_REPORT_SIGNING_KEY) != bool(GOVERNANCE_REPORT_SIGNING_CERT):
+    raise ImproperlyConfigured(
+        "GOVERNANCE_REPORT_SIGNING_KEY and GOVERNANCE_REPORT_SIGNING_CERT are set together or not at all"
+    )
+
+
+def _retention_classes(name: str, default: str) -> dict[str, str]:
+    """``default=7y,mifid=5y`` -> {"default": "7y", "mifid": "5y"}: whole years or days (``180d``)."""
+    raw = os.environ.get(name, default)
+    classes: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key, _, period = item.partition("=")
+        key, period = key.strip(), period.strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", key) or not re.fullmatch(r"[1-9][0-9]{0,3}[yd]", period):
+            raise ImproperlyConfigured(f"{name}: {item!r} is not <class>=<years>y or <class>=<days>d (e.g. mifid=5y)")
+        classes[key] = period
+    if not classes:
+        raise ImproperlyConfigured(f"{name} names no retention class")
+    return classes
+
+
+# Record retention: issued reports (and the audit log, GOVERNANCE_AUDIT_RETENTION_CLASS) are
+# kept at least this long; a legal hold keeps them beyond it.
+GOVERNANCE_RETENTION_CLASSES = _retention_classes(
+    "GOVERNANCE_RETENTION_CLASSES", "default=7y,mifid=5y,rts6-art28=5y,sec-17a-4=6y,finra-4511=6y"
+)
+GOVERNANCE_DEFAULT_RETENTION_CLASS = env_str("GOVERNANCE_DEFAULT_RETENTION_CLASS", "default")
+GOVERNANCE_AUDIT_RETENTION_CLASS = env_str("GOVERNANCE_AUDIT_RETENTION_CLASS", GOVERNANCE_DEFAULT_RETENTION_CLASS)
+for _name in ("GOVERNANCE_DEFAULT_RETENTION_CLASS", "GOVERNANCE_AUDIT_RETENTION_CLASS"):
+    if globals()[_name] not in GOVERNANCE_RETENTION_CLASSES:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]!r} is not one of GOVERNANCE_RETENTION_CLASSES")
+
 
 def _proxy_ssl_header(name: str) -> tuple[str, str] | None:
     """``X-Forwarded-Proto`` -> ``("HTTP_X_FORWARDED_PROTO", "https")``; empty -> None."""

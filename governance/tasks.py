@@ -40,3 +40,12 @@ def evaluate_deployment_monitoring(self: Any, deployment_id: int) -> list[int]:
     with audit_context(request_id=self.request.id):
         alerts = anomaly_services.monitoring_evaluate(actor=anomaly_services.MONITORING, deployment=deployment)
     return [alert.pk for alert in alerts]
+
+
+@shared_task(bind=True, acks_late=True, name="governance.generate_report")
+def generate_report(self: Any, report_id: int) -> str:
+    """Generate and issue one report (governance.report_services.report_generate); returns its status."""
+    from governance import report_services
+
+    with audit_context(request_id=self.request.id):
+        return report_services.report_generate(report_id=report_id).status

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("governance.api.signoff_urls")),
     path("api/monitoring/", include("governance.api.monitoring_urls")),
     path("api/monitoring/", include("governance.api.alert_urls")),
+    path("api/reports/", include("governance.api.report_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

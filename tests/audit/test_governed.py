@@ -91,6 +91,7 @@ def existing(
         "governance.monitoringbatch": lambda: _monitoring_batch(request),
         "governance.monitoringalert": lambda: _monitoring_alert(request),
         "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
+        "governance.report": lambda: _report(request, make_model),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
             version=request.getfixturevalue("validated_version"),
@@ -114,6 +115,15 @@ def _risk_assessment(make_version: Callable[..., models.Model], make_dataset: Ca
     """Queued only: inside the test's transaction the job (sent on commit) never starts."""
     version = make_version(target="Close", test_dataset=make_dataset(name="walk-test"))
     return registry_services.assessment_request(actor=SystemActor("tests"), version=version, kind="performance")[0]
+
+
+def _report(request: pytest.FixtureRequest, make_model: Callable[..., models.Model]) -> models.Model:
+    """Queued only: inside the test's transaction the job (sent on commit) never starts."""
+    from governance import report_services
+
+    return report_services.report_request(
+        actor=request.getfixturevalue("compliance"), report_type="audit-trail", model_id=make_model(name="reported").pk
+    )
 
 
 def _policy_set() -> models.Model:
@@ -260,6 +270,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.monitoringbatch": {"received_by_label": "changed"},
     "governance.monitoringalert": {"message": "changed"},
     "models_registry.riskassessment": {"current_step": "changed"},
+    "governance.report": {"step": "changed"},
 }
 
 

@@ -1,0 +1,51 @@
+"""Charts for reports: matplotlib to an SVG string, the same bytes for the same data.
+
+Agg backend (no display); ``svg.hashsalt`` fixes the ids matplotlib would randomise, and the
+metadata carries no date, so a report rebuilt from the same data embeds the same chart.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+_STYLE = {
+    "svg.hashsalt": "model-risk-governance",
+    "svg.fonttype": "none",  # text stays text: searchable and drawn in the report's font
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+_METADATA = {"Date": None, "Creator": None}
+
+
+def _svg(figure: plt.Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata=_METADATA, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def horizontal_bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str, width_cm: float = 16) -> str:
+    """One bar per label (top to bottom in the given order), its value written at its end."""
+    with plt.rc_context(_STYLE):
+        height_cm = max(2.5, 0.55 * len(labels) + 1.2)
+        figure, axes = plt.subplots(figsize=(width_cm / 2.54, height_cm / 2.54))
+        positions = list(range(len(labels)))[::-1]
+        axes.barh(positions, values, color="#3b6ea5")
+        axes.set_yticks(positions, labels)
+        axes.set_xlabel(xlabel)
+        for position, value in zip(positions, values, strict=True):
+            axes.annotate(f"{value:g}", (value, position), xytext=(3, 0), textcoords="offset points", va="center")
+        if all(float(value).is_integer() for value in values):
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.margins(x=0.12)
+        return _svg(figure)

@@ -1,0 +1,77 @@
+"""The report types: what each needs as its subject, how its data is built and rendered.
+
+A later type is one builder module (``governance/reports/builders/``) returning a plain,
+JSON-serialisable dict, one template under ``templates/reports/`` that only lays that dict
+out, and one ``register(...)`` call here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from governance.reports.context import BuildContext
+
+# none: the whole firm (an optional period); model / version: one of them (optional period);
+# period: a period is required; model-or-period: a model, a period, or both.
+SubjectKind = Literal["none", "model", "version", "period", "model-or-period"]
+SUBJECT_KINDS: tuple[str, ...] = ("none", "model", "version", "period", "model-or-period")
+
+
+@dataclass(frozen=True)
+class ReportType:
+    key: str
+    title: str
+    subject: SubjectKind
+    builder: Callable[[BuildContext], dict[str, Any]]
+    template: str
+    references: tuple[str, ...]
+    # Requesting it needs the whole log in sight (audit.view_event), not only the subject.
+    requires_full_log: bool = False
+
+
+_REGISTRY: dict[str, ReportType] = {}
+
+
+def register(report_type: ReportType) -> ReportType:
+    if report_type.subject not in SUBJECT_KINDS:
+        raise ValueError(f"report type {report_type.key}: unknown subject kind {report_type.subject!r}")
+    _REGISTRY[report_type.key] = report_type
+    return report_type
+
+
+def report_types() -> dict[str, ReportType]:
+    _load()
+    return dict(_REGISTRY)
+
+
+def get(key: str) -> ReportType | None:
+    _load()
+    return _REGISTRY.get(key)
+
+
+def _load() -> None:
+    # Imported on first use: the builders import models, which are not ready at import time.
+    if _REGISTRY:
+        return
+    from governance.reports.builders import audit_trail
+
+    register(
+        ReportType(
+            key="audit-trail",
+            title="Audit trail extract with integrity attestation",
+            subject="model-or-period",
+            builder=audit_trail.build,
+            template="reports/audit_trail.html",
+            references=(
+                "SEC Rule 17a-4(f) (as amended in 2022): the complete time-stamped audit-trail alternative to WORM "
+                "storage, with automatic completeness checks and export in human-readable and electronic form",
+                "Commission Delegated Regulation (EU) 2017/565, Art. 72: records retained so that each stage of "
+                "processing can be reconstructed and corrections are visible with the content before them",
+                "Commission Delegated Regulation (EU) 2017/589 (RTS 6), Art. 28: records kept five years",
+            ),
+            requires_full_log=True,
+        )
+    )

@@ -1,0 +1,48 @@
+"""Report data -> HTML (Django template) -> laid-out pages (WeasyPrint).
+
+The template receives the data dict (``data``), the charts drawn from it (``charts``: SVG
+strings) and the stylesheet; it lays them out and computes nothing. Fonts are DejaVu through
+fontconfig; WeasyPrint embeds the subsets it uses, which PDF/A requires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+from weasyprint import CSS, HTML
+from weasyprint.document import Document
+from weasyprint.text.fonts import FontConfiguration
+
+from governance.reports import charts
+from governance.reports.registry import ReportType
+
+STYLESHEET = Path(__file__).with_name("report.css")
+
+
+def chart_svgs(report_type: ReportType, data: dict[str, Any]) -> dict[str, str]:
+    """Charts of a report, drawn from its data (never from anything the data does not hold)."""
+    if report_type.key == "audit-trail":
+        by_action = data["body"]["summary"]["by_action"]
+        if not by_action:
+            return {}
+        return {
+            "by_action": charts.horizontal_bars(
+                [row["action"] for row in by_action], [row["count"] for row in by_action], xlabel="events"
+            )
+        }
+    return {}
+
+
+def render_html(report_type: ReportType, data: dict[str, Any]) -> str:
+    # matplotlib writes the SVG and escapes the labels it draws: safe to embed as markup.
+    svgs = {name: mark_safe(svg) for name, svg in chart_svgs(report_type, data).items()}
+    return render_to_string(report_type.template, {"data": data, "charts": svgs})
+
+
+def render_document(html: str, *, stylesheet: Path = STYLESHEET) -> Document:
+    fonts = FontConfiguration()
+    css = CSS(filename=str(stylesheet), font_config=fonts)
+    return HTML(string=html, base_url=str(Path(__file__).parent)).render(stylesheets=[css], font_config=fonts)
