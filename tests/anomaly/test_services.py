@@ -255,3 +255,51 @@ def test_a_deployment_no_longer_live_is_not_evaluated(deployed_with_target, owne
     services.deployment_rollback(actor=risk_manager, model=version.model, reason="Planned switch back.")
     with pytest.raises(Conflict, match="no longer live"):
         anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=deployment)
+
+
+def _with_features(rows, *, shift_from: int, seed: int = 11):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for i, row in enumerate(rows):
+        row["features"] = {"ret": float(rng.normal()), "vol": float(rng.normal(1.5 if i >= shift_from else 0, 1))}
+    return rows
+
+
+def test_feature_drift_warns_and_asks_for_a_revalidation(deployed_with_target, owner, monkeypatch):
+    from models_registry import assessment_services
+
+    version = deployed_with_target(rollback_target=None)
+    model = version.model
+    ingest(owner, model, _with_features(samples(n=1000, accuracy=0.6, seed=4), shift_from=500))
+    asked = []
+
+    def request(**kwargs):
+        asked.append(kwargs)
+        raise ValidationError({"version": [f"version {kwargs['version']} has no target"]})
+
+    monkeypatch.setattr(assessment_services, "assessment_request", request)
+    (alert,) = anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=_live(model))
+    assert (alert.rule_id, alert.severity, alert.actions) == ("MON-DRIFT-01", "high", ["revalidate", "alert"])
+    drift = alert.detection["detections"]["feature_drift"]
+    assert drift["detail"]["drifted"] == ["vol"] and drift["statistic"] > 0.25
+    assert drift["detail"]["features"]["ret"]["psi"] < 0.1
+    (call,) = asked
+    assert call["actor"].label == "system:monitoring" and call["kind"] == "full"
+    assert call["occasion"].startswith("monitoring alert MON-DRIFT-01 ")
+    results = {item["action"]: item for item in alert.action_results}
+    assert results["revalidate"]["status"] == "refused" and "has no target" in results["revalidate"]["detail"]
+    # A warning: the model keeps trading.
+    assert _live(model).status == "active"
+
+
+def test_a_losing_streak_suspends_the_model(deployed_with_target, owner):
+    version = deployed_with_target(rollback_target=None)
+    # Accuracy and P&L decoupled: predictions stay right, but 25 trades in a row lose.
+    rows = samples(n=300, accuracy=0.6, seed=8, pnl=lambda i, right: "-10.00" if 200 <= i < 225 else "10.00")
+    ingest(owner, version.model, rows)
+    alerts = anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=_live(version.model))
+    assert [a.rule_id for a in alerts] == ["MON-LOSING-01"]
+    alarm = alerts[0].detection["detections"]["losing_trades"]["detail"]["alarm"]
+    assert alarm["cause"] == "streak" and alarm["streak_probability"] < 0.001
+    assert _live(version.model).kill_switch_engaged
