@@ -216,17 +216,14 @@ def _not_computed(reason: str, samples: int = 0) -> dict[str, Any]:
     }
 
 
-def _section(
-    found: detectors.Detection, times: np.ndarray, *, times_of_index: np.ndarray | None = None
-) -> dict[str, Any]:
+def _section(found: detectors.Detection, times: np.ndarray) -> dict[str, Any]:
     """A detection as the document's section: ``times`` are the observations' times, in order."""
-    at_times = times if times_of_index is None else times_of_index
     return {
         "computed": True,
         "breached": found.breached,
         "statistic": _short(found.as_dict()["statistic"]),
         "threshold": _short(found.threshold),
-        "at": _aware(at_times[found.at_index]) if found.at_index is not None else None,
+        "at": _aware(times[found.at_index]) if found.at_index is not None else None,
         "window_from": _aware(times[0]) if times.size else None,
         "window_to": _aware(times[-1]) if times.size else None,
         "samples": int(times.size),
@@ -554,8 +551,11 @@ def monitoring_evaluate(*, actor: Actor, deployment: Deployment) -> list[Monitor
     """
     from governance import services
 
+    # Locked: the ingest hook and the beat task may evaluate the same deployment at once; the
+    # second waits and then sees the first one's alerts (so raises none twice).
     deployment = (
-        Deployment.objects.select_related("model", "version")
+        Deployment.objects.select_for_update(of=("self",))
+        .select_related("model", "version")
         .filter(pk=deployment.pk, status__in=Deployment.LIVE_STATUSES)
         .first()
     )
