@@ -711,15 +711,19 @@ class Report(models.Model):
         return f"report {self.pk} {self.report_type} ({self.status})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if getattr(self, "_stored_status", None) == ReportStatus.SUCCEEDED:
-            changed = self._changed_fields() - self.HOLD_FIELDS
+        # Read from the database, not from this instance: a stale copy must not reopen an issued report.
+        stored = None if self._state.adding else Report._base_manager.filter(pk=self.pk).values().first()
+        if stored is not None and stored["status"] == ReportStatus.SUCCEEDED:
+            changed = {
+                f.name
+                for f in self._meta.concrete_fields
+                if stored[f.attname] != f.get_prep_value(getattr(self, f.attname))
+            } - self.HOLD_FIELDS
             if changed:
                 raise ImmutableReportError(
                     f"report {self.pk} is issued and immutable: {', '.join(sorted(changed))} cannot change"
                 )
         super().save(*args, **kwargs)
-        self._stored_status = self.status
-        self._stored = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         from django.utils import timezone
@@ -732,18 +736,3 @@ class Report(models.Model):
                 "it cannot be removed"
             )
         return super().delete(*args, **kwargs)
-
-    @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Report:
-        instance = super().from_db(db, field_names, values)
-        instance._stored_status = instance.status
-        instance._stored = {f.attname: getattr(instance, f.attname) for f in cls._meta.concrete_fields}
-        return instance
-
-    def _changed_fields(self) -> set[str]:
-        stored = getattr(self, "_stored", None) or {}
-        return {
-            f.name
-            for f in self._meta.concrete_fields
-            if f.attname in stored and stored[f.attname] != getattr(self, f.attname)
-        }
