@@ -39,3 +39,15 @@ def test_bad_input_exits_2_and_stores_nothing(compliance, logged_model, tmp_path
     assert caught.value.returncode == 2
     assert not Report.objects.exists()
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_demo_certificate_is_written_with_a_private_key_file(settings, tmp_path, capsys):
+    settings.VAR_DIR = tmp_path
+    call_command("report", "--demo-certificate")
+    printed = capsys.readouterr().out
+    key, cert = (
+        tmp_path / "report-signing" / "report-signing-key.pem",
+        tmp_path / "report-signing" / "report-signing-cert.pem",
+    )
+    assert f"GOVERNANCE_REPORT_SIGNING_KEY={key}" in printed and f"GOVERNANCE_REPORT_SIGNING_CERT={cert}" in printed
+    assert oct(key.stat().st_mode & 0o777) == "0o600"

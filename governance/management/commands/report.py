@@ -1,4 +1,5 @@
-"""python manage.py report TYPE [SUBJECT] [--from DATE --to DATE] --user NAME --out FILE."""
+"""python manage.py report TYPE [SUBJECT] [--from DATE --to DATE] --user NAME --out FILE
+(or ``report --demo-certificate``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,6 +16,8 @@ from governance import report_services
 from governance.errors import DomainError
 from governance.models import Report, ReportStatus
 from governance.reports import registry
+from governance.reports.pdf import certificate_fingerprint
+from governance.reports.signing_cert import generate_demo_certificate
 from models_registry.models import Model, ModelVersion
 
 EXIT_FAILED = 1
@@ -30,14 +34,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("type", help=f"Report type: {', '.join(sorted(registry.report_types()))}.")
+        parser.add_argument(
+            "type", nargs="?", default=None, help=f"Report type: {', '.join(sorted(registry.report_types()))}."
+        )
         parser.add_argument("subject", nargs="?", default=None, help="Model id or name, or version id.")
         parser.add_argument("--from", dest="period_from", default=None, help="First day, YYYY-MM-DD (UTC).")
         parser.add_argument("--to", dest="period_to", default=None, help="Last day, YYYY-MM-DD (UTC), inclusive.")
-        parser.add_argument("--user", required=True, help="Request the report as this user.")
-        parser.add_argument("--out", type=Path, required=True, help="Where to write the PDF.")
+        parser.add_argument("--user", default=None, help="Request the report as this user (required).")
+        parser.add_argument("--out", type=Path, default=None, help="Where to write the PDF (required).")
         parser.add_argument("--retention-class", default=None, help="Retention class (default: the configured one).")
         parser.add_argument("--timeout", type=int, default=600, help="Seconds to wait for the job (default 600).")
+        parser.add_argument(
+            "--demo-certificate",
+            action="store_true",
+            help="Instead: write a self-signed report signing key and certificate under var/report-signing/ "
+            "(demo only) and print the settings that use them.",
+        )
 
     def _bad(self, message: str) -> CommandError:
         return CommandError(message, returncode=EXIT_BAD_INPUT)
@@ -58,6 +70,16 @@ class Command(BaseCommand):
         return {"model_id": model.pk}
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["demo_certificate"]:
+            key_path, cert_path = generate_demo_certificate(Path(settings.VAR_DIR) / "report-signing")
+            self.stdout.write(
+                f"GOVERNANCE_REPORT_SIGNING_KEY={key_path}\nGOVERNANCE_REPORT_SIGNING_CERT={cert_path}\n"
+                f"certificate SHA-256 {certificate_fingerprint(cert_path)} (self-signed: for demonstrations only)"
+            )
+            return
+        missing = [flag for flag, key in (("TYPE", "type"), ("--user", "user"), ("--out", "out")) if not options[key]]
+        if missing:
+            raise self._bad(f"{', '.join(missing)} required")
         report_type = registry.get(options["type"])
         if report_type is None:
             known = ", ".join(sorted(registry.report_types()))
