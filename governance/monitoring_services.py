@@ -282,25 +282,14 @@ def _validate(samples: Any, *, currency: str | None) -> _Clean:
     return _Clean(rows=rows, canonical=canonical_rows, trade_count_total=trades, pnl_total=pnl_total)
 
 
-# The C encoder writes RFC 8785 text for the values a validated batch holds (text, ints of at
-# most 32 bits, null, finite floats, objects with text keys) except in three cases this finds
-# in its output (docs/decisions/0007-fast-canonical-json.md gives the reasoning): a float in
-# exponent form, an integral float ("1.0", JCS "1"), and a character beyond U+FFFF (keys sort
-# by UTF-16 units in JCS). A match inside a string only costs the exact path, never a wrong hash.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
-_NOT_PLAIN_JCS = re.compile(r"\de[+-]|\.0(?=[,\]}])|[\U00010000-\U0010ffff]")
-
-
 def canonical_bytes(rows: list[dict[str, Any]]) -> bytes:
-    """RFC 8785 bytes of validated samples (canonical form), as ``canonical.dumps(rows)``."""
-    text = _ENCODER.encode(rows)
-    if not _NOT_PLAIN_JCS.search(text):
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: the exact path raises its error
-            pass
-    # RFC 8785 writes an array as its elements' texts joined by "," in brackets: per sample, a
-    # float that needs the exact path sends only its own sample there.
+    """RFC 8785 bytes of validated samples (canonical form), exactly ``canonical.dumps(rows)``.
+
+    JCS writes an array as its elements' texts joined by "," in brackets, so this goes sample
+    by sample: a float that needs the exact (pure Python) path, such as 1.7e-05, sends only
+    its own sample there instead of the whole batch. (The C encoder's text for the whole
+    batch, checked for the cases where it is not JCS, was measured no faster: 5.5 ms to
+    encode 500 samples and 9 ms to scan the text, against 6.5 ms this way.)"""
     return b"[" + b",".join(map(canonical.dumps, rows)) + b"]"
 
 

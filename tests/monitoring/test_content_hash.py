@@ -1,5 +1,5 @@
-"""The batch hash's fast path writes exactly RFC 8785 (the rfc8785 package is the reference)
-for every value a validated batch can hold, including the cases it must hand to the exact path."""
+"""The batch hash is RFC 8785 sample by sample, joined (the rfc8785 package is the reference)
+for every value a validated batch can hold, including those that need the exact (slow) path."""
 
 from __future__ import annotations
 
