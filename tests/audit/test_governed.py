@@ -166,7 +166,12 @@ def _deployment(request: pytest.FixtureRequest) -> models.Model:
         to_status="deployed",
         justification="walk",
         evidence=[{"title": "report", "reference": "R-1"}],
-        deployment={"phase": "shadow", "capital_limit": "1000.00", "rollback_plan": "switch off"},
+        deployment={
+            "phase": "shadow",
+            "capital_limit": "1000.00",
+            "instruments": ["NVDA"],
+            "rollback_plan": "switch off",
+        },
     )
     governance_services.signoff_respond(
         actor=request.getfixturevalue("second_risk_manager"), request=signoff, verdict="approve", comment="walk"
