@@ -61,6 +61,13 @@ class NotDeployed(DomainError):
     code = "not_deployed"
 
 
+class NotVisible(DomainError):
+    """The model is outside what the actor may see (answered like a model that does not exist)."""
+
+    status = 404
+    code = "not_found"
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What an ingest did: ``created`` (a new batch stored) or a replay of the stored one."""
@@ -301,14 +308,16 @@ def _content_sha256(clean: _Clean) -> str:
 
 
 def _actor_check(actor: Actor, model: Any) -> None:
+    """Scope first, then the permission: a model the actor cannot see is "not found" whatever
+    they hold, so a refusal never tells an outsider that it exists."""
     if not isinstance(actor, AbstractBaseUser):
         return  # system actors: the simulate_live command, replays run by operators
+    if not model_version_list(user=actor).filter(model_id=model.pk).exists():
+        raise NotVisible(f"no model {model.pk} that {actor.get_username()} can see")
     if not actor.has_perm("governance.ingest_monitoring"):
         raise NotPermitted(
             f"{actor.get_username()} may not push monitoring samples (needs governance.ingest_monitoring)"
         )
-    if not model_version_list(user=actor).filter(model_id=model.pk).exists():
-        raise NotPermitted(f"{actor.get_username()} may not push monitoring samples for {model} (not in scope)")
 
 
 @audited_change()

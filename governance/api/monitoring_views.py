@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -23,7 +23,8 @@ from rest_framework.views import APIView
 
 from governance import monitoring_services, selectors
 from governance.api import monitoring_serializers as s
-from governance.api.deployment_views import _visible_model, _visible_model_id
+from governance.api.deployment_views import _is_id, _visible_model_id
+from models_registry.models import Model
 
 _MODEL = OpenApiParameter(
     "model",
@@ -48,6 +49,20 @@ class ExactJSONParser(JSONParser):
             return json.loads(stream.read().decode(encoding), parse_float=Decimal, parse_constant=_no_constant)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+def _not_found(ref: str) -> str:
+    return f"no model {ref!r} that you can see"
+
+
+def _model_named(ref: str) -> Model:
+    """The model named by ``ref`` (id or name, as in the deployments API), scope unchecked."""
+    found = Model.objects.filter(pk=int(ref)).first() if _is_id(ref) else None
+    if found is None:
+        found = Model.objects.filter(name=ref).first()
+    if found is None:
+        raise NotFound(_not_found(ref))
+    return found
 
 
 @extend_schema_view(
@@ -77,16 +92,21 @@ class MonitoringSamplesView(APIView):
     permission_classes = [IsAuthenticated]
 
     def post(self, request: Request, model: str) -> Response:
-        target = _visible_model(request, model)
+        # The service checks the caller's scope (once: it is the costliest read of an ingest);
+        # a model it may not see is answered exactly like one that does not exist.
+        target = _model_named(model)
         body = request.data
         if not isinstance(body, dict):
             raise ParseError('the body must be a JSON object: {"batch_id": ..., "samples": [...]}')
         unknown = sorted(set(body) - {"batch_id", "samples"})
         if unknown:
             raise ValidationError({key: ["unknown field: the body has only batch_id and samples"] for key in unknown})
-        result = monitoring_services.monitoring_ingest(
-            actor=request.user, model=target, batch_id=body.get("batch_id"), samples=body.get("samples")
-        )
+        try:
+            result = monitoring_services.monitoring_ingest(
+                actor=request.user, model=target, batch_id=body.get("batch_id"), samples=body.get("samples")
+            )
+        except monitoring_services.NotVisible:
+            raise NotFound(_not_found(model)) from None
         return Response(result.as_dict(), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 

@@ -114,7 +114,12 @@ def test_an_unknown_or_invisible_model_is_404_and_no_permission_is_403(api, depl
     body = {"batch_id": "b1", "samples": samples(1)}
     assert _post(api(gateway), 999999, body).status_code == 404
     stranger = UserFactory(username="other-gateway", roles=[Role.TRADING_SYSTEM])
-    assert _post(api(stranger), deployed.model_id, body).status_code == 404
+    invisible = _post(api(stranger), deployed.model.name, body)
+    missing = _post(api(stranger), "no-such-model", body)
+    assert invisible.status_code == missing.status_code == 404
+    # The same answer as for a model that does not exist, naming only what the caller sent.
+    assert invisible.json() == {"detail": f"no model {deployed.model.name!r} that you can see"}
+    assert missing.json() == {"detail": "no model 'no-such-model' that you can see"}
     assert _post(api(), deployed.model_id, body).status_code == 401
     reader = UserFactory(username="reader", roles=[Role.INTERNAL_AUDITOR])  # sees every model, may not push
     response = _post(api(reader), deployed.model_id, body)

@@ -18,7 +18,7 @@ from audit.services import SystemActor
 from governance import monitoring_services, selectors, services
 from governance.errors import Conflict, NotPermitted
 from governance.models import Deployment, MonitoringBatch, MonitoringSample
-from governance.monitoring_services import NotDeployed, monitoring_ingest
+from governance.monitoring_services import NotDeployed, NotVisible, monitoring_ingest
 from governance.roles import Role
 from tests.factories import UserFactory, force_fields
 from tests.monitoring.conftest import T0, sample, samples
@@ -231,14 +231,15 @@ def test_a_replay_after_the_deployment_ended_still_answers_the_batch(deployed, g
         _ingest(gateway, deployed, batch_id="b-2", rows=samples(1, start=50))
 
 
-def test_only_holders_of_ingest_monitoring_in_scope_may_push(deployed, gateway, validator, outsider, owner, desk):
+def test_only_holders_of_ingest_monitoring_in_scope_may_push(deployed, gateway, outsider, owner):
+    auditor = UserFactory(username="ian", roles=[Role.INTERNAL_AUDITOR])  # sees every model
     with pytest.raises(NotPermitted, match=r"needs governance.ingest_monitoring"):
-        _ingest(validator, deployed)
-    with pytest.raises(NotPermitted, match=r"needs governance.ingest_monitoring"):
-        _ingest(outsider, deployed)
+        _ingest(auditor, deployed)
     stranger = UserFactory(username="other-gateway", roles=[Role.TRADING_SYSTEM])
-    with pytest.raises(NotPermitted, match="not in scope"):
+    with pytest.raises(NotVisible, match=r"no model \d+ that other-gateway can see"):
         _ingest(stranger, deployed)
+    with pytest.raises(NotVisible):  # scope first: an outsider is not told that the model exists
+        _ingest(outsider, deployed)
     _nothing_stored()
     assert _ingest(owner, deployed, batch_id="by-owner").created
 
