@@ -13,6 +13,7 @@ class TokenScheme(OpenApiAuthenticationExtension):
     that say how to get a token rather than which library issues it."""
 
     target_class = "knox.auth.TokenAuthentication"
+    match_subclasses = True  # also governance.authentication.TokenAuthentication
     name = "tokenAuth"
     priority = 1
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from knox.auth import TokenAuthentication
 from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
@@ -17,7 +16,7 @@ from rest_framework.views import APIView
 from governance import services
 from governance.api import schema as _schema  # noqa: F401  (registers the tokenAuth security scheme)
 from governance.api import serializers as s
-from governance.authentication import login_with_password
+from governance.authentication import TokenAuthentication, login_with_password
 
 _NOT_AUTHENTICATED = OpenApiResponse(s.ErrorSerializer, description="Not authenticated, or the token is invalid.")
 

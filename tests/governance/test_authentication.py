@@ -616,3 +616,23 @@ def test_bad_authentication_settings_fail_naming_the_variable(clean_env, variabl
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
     assert variable in result.stderr
+
+
+def test_authenticating_checks_the_presented_tokens_expiry_only(django_assert_num_queries):
+    """One query per token request (knox also read all the user's tokens to delete the expired
+    ones); an expired token is still refused and deleted when presented."""
+    from governance.authentication import TokenAuthentication
+
+    UserFactory(username="yves")
+    old, current = _token_for("yves"), _token_for("yves")
+    ttl = production_settings.GOVERNANCE_API_TOKEN_TTL
+    AuthToken.objects.filter(token_key=old[:15]).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+    with django_assert_num_queries(1):
+        user, _ = TokenAuthentication().authenticate_credentials(current.encode())
+    assert user.get_username() == "yves"
+    assert AuthToken.objects.count() == 2  # the other, expired token is left until presented
+    assert _with_token(old).get("/api/models/").status_code == 401
+    assert list(AuthToken.objects.values_list("token_key", flat=True)) == [current[:15]]
+    with time_machine.travel(timezone.now() + ttl + dt.timedelta(seconds=1), tick=False):
+        assert _with_token(current).get("/api/models/").status_code == 401
+    assert not AuthToken.objects.exists()
