@@ -153,3 +153,14 @@ def test_schema_describes_the_monitoring_api(api):
     post = document["paths"]["/api/monitoring/{model}/samples"]["post"]
     assert {"200", "201", "400", "403", "404", "409"} <= set(post["responses"])
     assert "/api/monitoring/{model}/batches" in document["paths"]
+
+
+def test_the_trading_system_role_reads_the_permission_and_pushes_nothing_else(api, deployed, gateway):
+    from django.contrib.auth.models import Group
+
+    perms = Group.objects.get(name=Role.TRADING_SYSTEM.value).permissions.values_list("codename", flat=True)
+    assert set(perms) == {"view_deployment", "ingest_monitoring"}
+    client = api(gateway)
+    assert client.get(f"/api/deployments/{deployed.model_id}/permission").json()["allowed"] is True
+    assert client.post(f"/api/deployments/{deployed.model_id}/kill-switch/", {"reason": "x"}).status_code == 403
+    assert client.get(f"/api/monitoring/{deployed.model_id}/batches").status_code == 200
