@@ -72,6 +72,7 @@ _KINDS: dict[str, dict[str, str]] = {
         "baseline_loss_rate": "fraction",
         "default_loss_rate": "fraction",
         "max_probability": "fraction",
+        "max_streak_probability": "fraction",
         "window": "count",
     },
     "trade_count": {"window": "count", "threshold": "positive"},
@@ -289,6 +290,8 @@ def _losing(series: Mapping[str, Any], parameters: Mapping[str, Any], deployment
         series["pnl"][mask],
         baseline_loss_rate=rate,
         max_probability=_param(parameters, "losing_trades", "max_probability"),
+        # Optional: sets (and overrides) written before the streak had a limit of its own.
+        max_streak_probability=parameters["losing_trades"].get("max_streak_probability"),
         window=_param(parameters, "losing_trades", "window"),
     )
     section = _section(found, series["at"][mask])

@@ -220,6 +220,7 @@ def losing_trades(
     baseline_loss_rate: float,
     max_probability: float,
     window: int,
+    max_streak_probability: float | None = None,
 ) -> Detection:
     """A spike in losing trades: a losing streak, or a losing ratio, that the baseline makes unlikely.
 
@@ -231,20 +232,27 @@ def losing_trades(
     * the losing count k: P_ratio = P(X ≥ k), X ~ Binomial(n, q), the one-sided binomial tail
       (``scipy.stats.binom.sf``).
 
-    The alarm fires at the first t where min(P_run, P_ratio) < ``max_probability``. Checking
-    the current streak at every trade is enough: the longest streak of a window ended at some
-    earlier trade, where n was no larger and so its probability no larger. ``statistic`` is
-    the smallest probability seen; ``detail`` the streak and ratio of the last window and at the alarm.
-    These are per-test probabilities, not corrected for being checked at every trade:
-    ``max_probability`` sets the per-trade false-alarm rate.
+    The alarm fires at the first t where P_ratio < ``max_probability`` or P_run <
+    ``max_streak_probability`` (default: the same limit). Checking the current streak at every
+    trade is enough: the longest streak of a window ended at some earlier trade, where n was no
+    larger and so its probability no larger. These are per-check probabilities, not corrected
+    for being checked at every trade: the limits set the per-trade false-alarm rate, and the
+    ratio test, whose tail moves with every trade of the window, needs a smaller one than the
+    streak test (docs/anomaly-rules.md). ``statistic`` is the smallest of P_ratio /
+    ``max_probability`` and P_run / ``max_streak_probability`` seen, so that it breaches below
+    ``threshold`` 1 (with one limit for both, it is the smallest probability over that limit);
+    ``detail`` gives the streak and ratio of the last window and, for an alarm, at the alarm.
     """
     q = _fraction(baseline_loss_rate, "baseline_loss_rate")
     alpha = _fraction(max_probability, "max_probability")
+    alpha_streak = (
+        alpha if max_streak_probability is None else _fraction(max_streak_probability, "max_streak_probability")
+    )
     window = _positive_int(window, "window")
     values = _array([float(v) for v in pnl], "pnl")
-    base = {"baseline_loss_rate": q, "window": window}
+    base = {"baseline_loss_rate": q, "window": window, "max_probability": alpha, "max_streak_probability": alpha_streak}
     if values.size == 0:
-        return _empty("losing_trades", alpha, "no trades with a P&L", **base)
+        return _empty("losing_trades", 1.0, "no trades with a P&L", **base)
     losing = values < 0
     n_t = np.minimum(np.arange(1, values.size + 1), window)
     cumulative = np.concatenate([[0], np.cumsum(losing)])
@@ -262,8 +270,8 @@ def losing_trades(
         if key not in cache:
             cache[key] = longest_run_probability(key[0], key[1], q)
         p_run[t] = cache[key]
-    p_min = np.minimum(p_run, p_ratio)
-    hits = np.flatnonzero(p_min < alpha)
+    relative = np.minimum(p_run / alpha_streak, p_ratio / alpha)
+    hits = np.flatnonzero(relative < 1.0)
     at = int(hits[0]) if hits.size else None
     last = values.size - 1
     window_losses = losing[max(0, values.size - window) :]
@@ -288,9 +296,9 @@ def losing_trades(
             "losing": int(k_t[at]),
             "window_trades": int(n_t[at]),
             "ratio_probability": float(p_ratio[at]),
-            "cause": "streak" if p_run[at] <= p_ratio[at] else "ratio",
+            "cause": "streak" if p_run[at] / alpha_streak <= p_ratio[at] / alpha else "ratio",
         }
-    return Detection("losing_trades", at is not None, float(p_min.min()), alpha, at, detail)
+    return Detection("losing_trades", at is not None, float(relative.min()), 1.0, at, detail)
 
 
 # Trade count -------------------------------------------------------------------------------------

@@ -116,8 +116,22 @@ def test_losing_trades_fires_when_a_streak_becomes_unlikely_under_the_baseline()
     # q = 0.5: a run of t losses in t trades has probability 0.5**t; below 0.1 at the 4th loss.
     found = detectors.losing_trades([-1, -1, -1, -1, 5], baseline_loss_rate=0.5, max_probability=0.1, window=4)
     assert found.breached and found.at_index == 3
-    assert found.statistic == pytest.approx(0.0625)
-    assert found.detail["alarm"]["streak"] == 4
+    assert found.statistic == pytest.approx(0.0625 / 0.1) and found.threshold == 1.0  # relative to the limit
+    assert found.detail["alarm"]["streak"] == 4 and found.detail["alarm"]["streak_probability"] == 0.0625
+
+
+def test_the_streak_and_the_ratio_have_limits_of_their_own():
+    # 6 losses in a row in 6 trades (q = 0.5): P_run = P_ratio = 1/64 = 0.0156.
+    pnl = [-1] * 6
+    strict = detectors.losing_trades(pnl, baseline_loss_rate=0.5, max_probability=0.001, window=6)
+    assert not strict.breached and strict.statistic == pytest.approx((1 / 64) / 0.001)
+    streaks = detectors.losing_trades(
+        pnl, baseline_loss_rate=0.5, max_probability=0.001, max_streak_probability=0.02, window=6
+    )
+    assert streaks.breached and streaks.at_index == 5 and streaks.detail["alarm"]["cause"] == "streak"
+    assert streaks.statistic == pytest.approx((1 / 64) / 0.02)
+    with pytest.raises(ValueError, match="max_streak_probability: must be in"):
+        detectors.losing_trades(pnl, baseline_loss_rate=0.5, max_probability=0.01, max_streak_probability=2, window=6)
 
 
 def test_losing_trades_binomial_tail_of_the_losing_ratio():
