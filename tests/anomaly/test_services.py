@@ -3,6 +3,8 @@ decision, alerts, and the actions through the existing services, each an audit e
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
@@ -302,4 +304,34 @@ def test_a_losing_streak_suspends_the_model(deployed_with_target, owner):
     assert [a.rule_id for a in alerts] == ["MON-LOSING-01"]
     alarm = alerts[0].detection["detections"]["losing_trades"]["detail"]["alarm"]
     assert alarm["cause"] == "streak" and alarm["streak_probability"] < 0.001
+    assert _live(version.model).kill_switch_engaged
+
+
+def test_a_burst_of_trades_warns_and_only_alerts(deployed_with_target, owner):
+    version = deployed_with_target(rollback_target=None)
+    rows = samples(n=1000, accuracy=0.6, seed=9, pnl=lambda i, right: "0.00")
+    for row in rows[960:1000]:  # the last day: 10 trades per decision instead of 1
+        row["trade_count"] = 10
+    ingest(owner, version.model, rows)
+    (alert,) = anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=_live(version.model))
+    assert (alert.rule_id, alert.severity, alert.actions) == ("MON-TRADES-01", "medium", ["alert"])
+    alarm = alert.detection["detections"]["trade_count"]["detail"]["alarm"]
+    assert (alarm["count"], alarm["median"], alarm["direction"]) == (400.0, 40.0, "high")
+    assert _live(version.model).status == "active"  # a warning: the model keeps trading
+
+
+def test_a_drawdown_beyond_the_phase_limit_suspends_the_model(deployed_with_target, owner):
+    # Shadow phase: 10% of the 5,000,000.00 capital limit. Gains first, then a fall of 500,000.01.
+    version = deployed_with_target(rollback_target=None)
+
+    def pnl(i, right):
+        return {0: "100000.00", 100: "-300000.00", 101: "-200000.01"}.get(i, "0.00")
+
+    ingest(owner, version.model, samples(n=200, accuracy=0.6, seed=10, pnl=pnl))
+    alerts = anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=_live(version.model))
+    assert [a.rule_id for a in alerts] == ["MON-DRAWDOWN-01"]
+    drawdown = alerts[0].detection["detections"]["drawdown"]
+    assert drawdown["detail"]["max_drawdown"] == "500000.01"
+    assert Decimal(drawdown["detail"]["limit"]) == Decimal("500000.00")  # exact: capital x fraction
+    assert "drawdown 500000.01 USD is beyond 0.1 of the capital limit 5000000.00 in phase shadow" in alerts[0].message
     assert _live(version.model).kill_switch_engaged
