@@ -335,3 +335,16 @@ def test_a_drawdown_beyond_the_phase_limit_suspends_the_model(deployed_with_targ
     assert Decimal(drawdown["detail"]["limit"]) == Decimal("500000.00")  # exact: capital x fraction
     assert "drawdown 500000.01 USD is beyond 0.1 of the capital limit 5000000.00 in phase shadow" in alerts[0].message
     assert _live(version.model).kill_switch_engaged
+
+
+def test_a_monitoring_decision_replays_to_the_same_result(deployed_with_target, owner):
+    import io
+
+    from django.core.management import call_command
+
+    version = deployed_with_target(rollback_target=None)
+    ingest(owner, version.model, samples(**DROP))
+    (alert,) = anomaly_services.monitoring_evaluate(actor=SYSTEM, deployment=_live(version.model))
+    out = io.StringIO()
+    call_command("policy_replay", str(alert.policy_decision_id), stdout=out)  # raises on a difference
+    assert "same" in out.getvalue().lower()
