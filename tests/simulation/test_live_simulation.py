@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from governance import live_simulation as ls
+from governance.demo import market
 
 
 def _days(pool, **kwargs):
@@ -175,3 +176,18 @@ def test_samples_have_valid_increasing_timestamps_within_their_day_and_decimal_p
         assert sample["instrument"] in {"NVDA", "ORCL"}
     # A day's decisions together stay within the capital limit.
     assert notional * 200 <= Decimal("5000000.00")
+
+
+def test_only_classifiers_of_a_0_1_target_are_replayed(real_frames):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    built = real_frames["NVDA"].iloc[:300]
+    X = built[market.FEATURES]
+    regressor = LinearRegression().fit(X, built["next_return"])
+    with pytest.raises(
+        ls.SimulationError, match="replays classifiers of a 0/1 direction; the artifact is a LinearRegression"
+    ):
+        ls.predictions(regressor, X)
+    three = LogisticRegression(max_iter=500).fit(X, np.arange(len(X)) % 3)
+    with pytest.raises(ls.SimulationError, match=r"the model's classes are \[0, 1, 2\], not 0 and 1"):
+        ls.predictions(three, X)

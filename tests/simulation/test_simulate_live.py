@@ -123,6 +123,12 @@ def test_a_clean_run_feeds_every_day_and_raises_nothing(deployed):
     _fails(model.name, "--days", "5", *BASE, match="samples are never in the future")
 
 
+def test_another_registered_dataset_can_be_replayed(deployed, split_datasets):
+    validation = split_datasets["validation"]  # 2008: about 200 feature rows
+    text = _run(deployed.model.name, "--days", "2", "--dataset", f"NVDA={validation.pk}", "--window-days", "20")
+    assert "2008-" in text and MonitoringSample.objects.count() == 400
+
+
 def test_samples_are_the_models_real_decisions(deployed):
     _run(deployed.model.name, "--days", "1", "--seed", "2", *BASE)
     samples = list(MonitoringSample.objects.filter(model=deployed.model))
