@@ -389,7 +389,8 @@ def replay(
 
 
 def _next_business_day(day: dt.date) -> dt.date:
-    return np.busday_offset(np.datetime64(day, "D"), 1, roll="forward").astype(dt.date)
+    # The day after, rolled forward to a weekday: Friday and Saturday both give Monday.
+    return np.busday_offset(np.datetime64(day, "D") + 1, 0, roll="forward").astype(dt.date)
 
 
 def _close(day: dt.date) -> dt.datetime:

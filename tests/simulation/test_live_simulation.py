@@ -156,6 +156,12 @@ def test_the_days_start_after_the_last_stored_sample_and_never_reach_the_future(
     ]
     with pytest.raises(ls.SimulationError, match="at most 6 days fit"):
         ls.business_days(days=7, after=last, now=NOW)
+    # A last sample on a Friday or during the weekend: the next day is Monday.
+    for day in (20, 21, 22):
+        after = dt.datetime(2026, 11, day, 22, 0, tzinfo=dt.UTC)
+        assert ls.business_days(days=1, after=after, now=NOW.replace(hour=22)) == [dt.date(2026, 11, 23)]
+    with pytest.raises(ls.SimulationError, match="at most 0 days fit"):
+        ls.business_days(days=1, after=dt.datetime(2026, 11, 20, 22, 0, tzinfo=dt.UTC), now=NOW)
 
 
 def test_samples_have_valid_increasing_timestamps_within_their_day_and_decimal_pnl(real_pool):
