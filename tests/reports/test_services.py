@@ -169,3 +169,13 @@ def test_a_second_hold_or_a_release_without_hold_is_a_conflict(issued, complianc
     report_services.report_legal_hold_set(actor=compliance, report=issued, reason="first")
     with pytest.raises(Conflict, match="already on legal hold"):
         report_services.report_legal_hold_set(actor=compliance, report=issued, reason="second")
+
+
+def test_an_extract_over_the_limit_fails_saying_to_narrow_it(compliance, logged_model, monkeypatch):
+    from governance.reports.builders import audit_trail
+
+    monkeypatch.setattr(audit_trail, "MAX_EVENTS", 2)
+    report = report_services.report_request(actor=compliance, report_type="audit-trail", model_id=logged_model.pk)
+    report = report_services.report_generate(report_id=report.pk)
+    assert report.status == "failed"
+    assert "more than 2: narrow the period" in report.error
