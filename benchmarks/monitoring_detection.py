@@ -24,7 +24,9 @@ decisions since it last fired (it restarts the day after an alarm).
   alarm rate is (days on which an alarm fires) / (days monitored), days over all clean runs.
 
 Also prints the statistics behind K (decisions per day): the power of the best fixed test on
-one real decision per instrument per day, and the K a 5-day window needs.
+one real decision per instrument per day, and the K a 5-day window needs; and, on the first
+--losing-runs clean runs, the losing-trades rule with its shipped defaults: the share of clean
+days on which it fires and whether a default losing streak injected on day 30 is found that day.
 """
 
 from __future__ import annotations
@@ -69,6 +71,65 @@ def shipped_defaults() -> dict[str, Any]:
         raise SystemExit(f"{PARAMETERS} has no parameters.monitoring.accuracy: pass --shift and --threshold")
     method = rule.get("method", "cusum")
     return {"method": method, "shift": rule["shift"], "threshold": rule[f"{method}_threshold"]}
+
+
+def shipped_losing_defaults(baseline_accuracy: float) -> dict[str, Any]:
+    """The losing-trades rule's parameters as shipped (``parameters.monitoring.losing_trades``);
+    a null baseline loss rate is 1 - the baseline accuracy (the product takes 1 - the hit rate
+    of the latest full assessment: a long/short decision loses when it is wrong)."""
+    document = yaml.safe_load(PARAMETERS.read_text(encoding="utf-8"))
+    rule = dict(((document.get("parameters") or {}).get("monitoring") or {}).get("losing_trades") or {})
+    rate = rule.get("baseline_loss_rate")
+    return {
+        "baseline_loss_rate": round(1 - baseline_accuracy, 4) if rate is None else rate,
+        "max_probability": rule["max_probability"],
+        "max_streak_probability": rule.get("max_streak_probability"),
+        "window": rule["window"],
+    }
+
+
+def losing_alarm_days(day_of: np.ndarray, pnl: np.ndarray, rule: dict[str, Any]) -> list[int]:
+    """As ``alarm_days``, for the losing-trades detector on the trades' P&L."""
+    fired: list[int] = []
+    begin = 0
+    while begin < len(pnl):
+        found = detectors.losing_trades(pnl[begin:], **rule)
+        if not found.breached:
+            break
+        day = int(day_of[begin + found.at_index])
+        fired.append(day)
+        begin = int(np.searchsorted(day_of, day, side="right"))
+    return fired
+
+
+def losing_quality(pool: ls.Pool, *, runs: int, starts: np.ndarray, args: Any, rule: dict[str, Any]) -> dict:
+    """The losing-trades rule on the first ``runs`` clean runs, and on their twins with a
+    ``losing_streak`` of the default length injected on day 30."""
+    clean_alarms = detected = 0
+    streak_day = min(30, args.days)
+    for run in range(runs):
+        common = {
+            "days": args.days,
+            "decisions_per_day": args.decisions_per_day,
+            "seed": args.seed + run,
+            "window_days": args.window_days,
+            "start": int(starts[run]),
+        }
+        day_of = np.repeat(np.arange(1, args.days + 1), args.decisions_per_day)
+        clean = np.concatenate([d.trade_return for d in ls.replay(pool, **common)])
+        clean_alarms += len(losing_alarm_days(day_of, clean, rule))
+        streak = ls.Injection("losing_streak", streak_day, float(ls.DEFAULT_STREAK_LENGTH))
+        injected = np.concatenate([d.trade_return for d in ls.replay(pool, injections=[streak], **common)])
+        detected += streak_day in losing_alarm_days(day_of, injected, rule)
+    return {
+        "rule": rule,
+        "clean_runs": runs,
+        "days_monitored": runs * args.days,
+        "days_with_alarm": clean_alarms,
+        "share_of_days": round(clean_alarms / (runs * args.days), 5) if runs else None,
+        "injected_streak": f"losing_streak@{streak_day}:{ls.DEFAULT_STREAK_LENGTH}",
+        "streaks_detected_on_their_day": detected,
+    }
 
 
 def real_pool() -> ls.Pool:
@@ -159,6 +220,9 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--method", choices=["cusum", "page_hinkley"], default=None)
     parser.add_argument("--baseline", type=float, default=None, help="instead of the validation-period accuracy")
+    parser.add_argument(
+        "--losing-runs", type=int, default=50, help="clean runs on which to check the losing-trades rule too (0: none)"
+    )
     parser.add_argument("--json", type=str, default="")
     args = parser.parse_args()
 
@@ -211,6 +275,17 @@ def main() -> None:
         clean_after.append(float(np.mean(clean_accuracy[day - 1 :])))
         injected_after.append(float(np.mean(accuracy[day - 1 :])))
 
+    losing = (
+        losing_quality(
+            pool,
+            runs=min(args.losing_runs, args.runs),
+            starts=starts,
+            args=args,
+            rule=shipped_losing_defaults(baseline),
+        )
+        if args.losing_runs
+        else None
+    )
     detected = [d for d in delays if d is not None and d < args.within]
     clean_days = args.runs * args.days
     report = {
@@ -251,6 +326,7 @@ def main() -> None:
             "target": 0.01,
             "met": clean_alarms / clean_days <= 0.01,
         },
+        "losing_trades_rule": losing,
         "k_statistics": k_statistics(round(baseline, 2), args.size, args.within, 0.01, 0.95),
         "machine": before,
         "load_average_after": machine()["load_average"],
