@@ -4,7 +4,7 @@ under 50 concurrent clients, load from a second process on 127.0.0.1.
     .venv/bin/pip install -e '.[bench]'      # gunicorn
     .venv/bin/python benchmarks/permission_load.py [--database-url postgres://postgres@127.0.0.1:5432/bench_permission]
         [--cache-url redis://127.0.0.1:6379/13] [--clients 50] [--rates 2,5,10,20] [--duration 20]
-        [--closed 1,2,5,10,25,50] [--closed-duration 8] [--models 10] [--workers 2] [--threads 4]
+        [--closed 1,2,5,10,25,50] [--closed-duration 8] [--models 10] [--workers 4] [--threads 2]
         [--json FILE]
 
 Three processes on this machine:
@@ -462,8 +462,8 @@ def main() -> None:
     parser.add_argument("--closed", default="1,2,5,10,25,50", help="closed-loop client counts, comma-separated")
     parser.add_argument("--closed-duration", type=float, default=8.0)
     parser.add_argument("--models", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
