@@ -261,3 +261,31 @@ def test_the_document_carries_the_live_deployment_in_the_shape_the_policy_tests_
 
     assert keys(base["live_deployment"]) == keys(built["live_deployment"])
     assert set(base["rollback_candidates"][0]) == set(built["rollback_candidates"][0])
+
+
+def test_a_phase_with_an_unresolved_monitoring_alert_is_not_promoted(deployed, owner, compliance):
+    from audit.scope import audited_change
+    from audit.services import record_event
+    from governance import anomaly_services
+    from governance.models import MonitoringAlert
+
+    live = _age_phase(15)
+    with audited_change():  # test set-up: an alert as the anomaly evaluation leaves it
+        alert = MonitoringAlert.objects.create(
+            deployment=live,
+            model=live.model,
+            version=live.version,
+            rule_id="MON-TRADES-01",
+            actions=["alert"],
+            severity="medium",
+            message="Trade count far from its trailing norm.",
+            raised_at=timezone.now(),
+            policy_decision=live.signoff.latest_decision,
+        )
+        record_event(actor=SystemActor("tests"), action="test.state_forced", target=alert, after={"pk": alert.pk})
+    message = _denied(owner, deployed, "DEPLOY-EXIT-01", **PILOT)
+    assert message.startswith("Phase shadow of eq-policy has unresolved monitoring alerts (MON-TRADES-01 open since ")
+    alert = anomaly_services.monitoring_alert_acknowledge(actor=compliance, alert=alert, comment="Looking.")
+    assert "MON-TRADES-01 acknowledged since" in _denied(owner, deployed, "DEPLOY-EXIT-01", **PILOT)
+    anomaly_services.monitoring_alert_resolve(actor=compliance, alert=alert, resolution="A holiday: fewer trades.")
+    assert _outcomes(_submit(owner, deployed, **PILOT))["DEPLOY-EXIT-01"] == "pass"
