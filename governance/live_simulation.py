@@ -492,7 +492,10 @@ def _dataset_rows(dataset: Dataset, *, pipeline: str, target: str, feature_names
         raise SimulationError(
             f"dataset {dataset.name!r} has no 'Adj Close' or 'Close' column: the P&L needs real prices", "dataset"
         )
-    closes = pd.Series(cleansed[price_column].astype(float).to_numpy(), index=features._times_index(times))
+    # Indexed like the pipeline's rows: naive UTC dates (models_registry.features).
+    closes = pd.Series(
+        cleansed[price_column].astype(float).to_numpy(), index=pd.DatetimeIndex(times.to_numpy()).tz_localize(None)
+    )
     next_return = (closes.shift(-1) / closes - 1.0).reindex(built.dates)
     keep = (built.features.notna().all(axis=1) & built.target.notna()).to_numpy() & next_return.notna().to_numpy()
     return built, next_return, keep
