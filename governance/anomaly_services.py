@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from audit.scope import audited_change
@@ -447,8 +448,10 @@ def monitoring_section(*, deployment: Deployment, parameters: Mapping[str, Any])
             deployment, parameters, drift_since + dt.timedelta(microseconds=1) if drift_since else None
         ),
     }
-    everything = cache.get(None) or selectors.monitoring_series(deployment=deployment)
-    times = everything["at"]
+    # The whole history's extent, by one aggregate (the series above may each start later).
+    extent = MonitoringSample.objects.filter(deployment_id=deployment.pk).aggregate(
+        samples=Count("pk"), first=Min("at"), last=Max("at")
+    )
     return {
         "deployment": {
             "id": deployment.pk,
@@ -458,9 +461,9 @@ def monitoring_section(*, deployment: Deployment, parameters: Mapping[str, Any])
             "currency": deployment.currency,
             "started_at": deployment.started_at,
         },
-        "samples": int(times.size),
-        "window_from": _aware(times[0]) if times.size else None,
-        "window_to": _aware(times[-1]) if times.size else None,
+        "samples": extent["samples"],
+        "window_from": extent["first"],
+        "window_to": extent["last"],
         "parameters": _short(copy.deepcopy(dict(parameters))),
         "detections": detections,
     }
