@@ -348,3 +348,25 @@ def test_a_monitoring_decision_replays_to_the_same_result(deployed_with_target, 
     out = io.StringIO()
     call_command("policy_replay", str(alert.policy_decision_id), stdout=out)  # raises on a difference
     assert "same" in out.getvalue().lower()
+
+
+def test_the_rules_run_after_each_ingest_and_by_beat(settings):
+    from governance import monitoring_services
+    from governance.celery import app
+
+    assert anomaly_services.on_ingest in monitoring_services.after_ingest_hooks
+    entry = settings.CELERY_BEAT_SCHEDULE["monitoring-anomaly-rules"]
+    assert entry == {
+        "task": "governance.evaluate_monitoring",
+        "schedule": float(settings.GOVERNANCE_MONITORING_INTERVAL),
+    }
+    assert {"governance.evaluate_monitoring", "governance.evaluate_deployment_monitoring"} <= set(app.tasks)
+
+
+def test_the_ingest_task_skips_a_deployment_no_longer_live(deployed_with_target, owner, risk_manager):
+    from governance.tasks import evaluate_deployment_monitoring
+
+    version = deployed_with_target()
+    deployment = _live(version.model)
+    services.deployment_rollback(actor=risk_manager, model=version.model, reason="Planned switch back.")
+    assert evaluate_deployment_monitoring.apply(args=[deployment.pk]).get() == []
