@@ -66,7 +66,7 @@ RULES = {
 
 
 @functools.cache
-def _csv(role: str) -> bytes:
+def dataset_csv(role: str) -> bytes:
     prices = market.load_prices("NVDA")
     start, end = NVDA_SPLITS[role]
     part = prices[(prices["Date"] >= start) & (prices["Date"] <= end)]
@@ -88,7 +88,7 @@ def split_datasets(make_dataset, owner):
 
     made = {}
     for role in NVDA_SPLITS:
-        dataset = make_dataset(name=f"nvda-{role}", content=_csv(role), rules=RULES)
+        dataset = make_dataset(name=f"nvda-{role}", content=dataset_csv(role), rules=RULES)
         made[role] = services.dataset_validate(actor=owner, dataset=dataset)
     return made
 

@@ -4,16 +4,20 @@ run raises nothing; bad input is refused with the reason and feeds nothing."""
 
 from __future__ import annotations
 
+import io
 from io import StringIO
 
+import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
 from audit.models import Event
 from governance import selectors, services
 from governance.models import Deployment, MonitoringAlert, MonitoringBatch, MonitoringSample
+from models_registry import features
 from tests.factories import force_fields
 from tests.signoff.conftest import EVIDENCE, deployment
+from tests.simulation.conftest import dataset_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,6 +140,12 @@ def test_samples_are_the_models_real_decisions(deployed):
     assert {s.instrument for s in samples} == {"NVDA"}
     assert {s.predicted for s in samples} <= {0, 1} and {s.outcome for s in samples} <= {0, 1}
     assert all(s.predicted == int(s.probability > 0.5) for s in samples)
+    # Each sample is a real row of the registered test dataset, with that row's real label.
+    real = features.build_features(pd.read_csv(io.BytesIO(dataset_csv("test")), parse_dates=["Date"]))
+    label = {
+        tuple(round(float(v), 8) for v in row[features.FEATURES]): int(row["next_up"]) for _, row in real.iterrows()
+    }
+    assert all(label[tuple(s.features[name] for name in features.FEATURES)] == s.outcome for s in samples)
     assert all(
         set(s.features) == {"ret_1", "ret_5", "ret_20", "vol_20", "ma_gap_10", "ma_gap_50", "volume_z_20"}
         for s in samples
