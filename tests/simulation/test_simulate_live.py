@@ -116,6 +116,17 @@ def test_with_a_rollback_target_the_drop_rolls_the_model_back_and_the_replay_sto
     assert selectors.trading_permission(model_id=model.pk)["version"] == "1.0.0"
 
 
+def test_an_injected_losing_streak_is_caught_on_its_day(deployed):
+    model = deployed.model
+    out = StringIO()
+    with pytest.raises(CommandError, match="stopped after day 2 of 4"):
+        call_command("simulate_live", model.name, "--days", "4", "--inject", "losing_streak@2", *BASE, stdout=out)
+    alert = MonitoringAlert.objects.get(model=model)
+    assert alert.rule_id == "MON-LOSING-01" and alert.detection
+    assert "injected: losing_streak@2:15 (15 decisions)" in out.getvalue()
+    assert MonitoringBatch.objects.filter(model=model).count() == 2
+
+
 def test_a_clean_run_feeds_every_day_and_raises_nothing(deployed):
     model = deployed.model
     text = _run(model.name, "--days", "5", "--seed", "3", *BASE)
