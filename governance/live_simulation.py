@@ -4,7 +4,7 @@
 these days (docs/simulation.md). **A bootstrap of the real series, not invented data:** every
 decision is a real row of a registered dataset (real features, the deployed model's own
 prediction from its real artifact, the real next-day outcome and return); a simulated day
-draws K such decisions, with a seeded RNG, from the trailing real trading days (default 60)
+draws K such decisions, with a seeded RNG, from the trailing real trading days (default 500)
 of the replayed date, for every instrument replayed. What is simulated is only the number of
 decisions per day and the timestamps; injections (an accuracy drop, a losing streak) then
 change some predictions on purpose, and say so.
@@ -540,3 +540,125 @@ def pool_for_deployment(deployment: Deployment, *, datasets: dict[str, Dataset] 
             )
         )
     return merge_pools(pools)
+
+
+# --- feeding the monitor (the command and the demo) ---------------------------------------------
+
+
+@dataclass
+class FedDay:
+    """One simulated day fed to the monitor, and what followed it."""
+
+    draw: DayDraw
+    day: dt.date
+    samples: list[dict[str, Any]]
+    batch_id: str
+    evaluated: bool  # the anomaly rules were evaluated after the ingest (a worker may lag)
+    permission: dict[str, Any]  # the trading permission after the day
+    alerts: list[Any]  # the MonitoringAlert rows raised since the previous day
+    stopped: str | None = None  # why feeding stopped after this day ("rolled back", "not allowed to trade")
+
+
+@dataclass
+class Plan:
+    """A replay checked in full before anything is fed: days placed, rows drawn, notional set."""
+
+    deployment: Deployment
+    pool: Pool
+    draws: list[DayDraw]
+    placed: list[dt.date]
+    notional: Decimal
+    seed: int
+
+    def feed(self, *, actor: Any, wait: float = 60.0, continue_after_suspension: bool = False) -> Iterator[FedDay]:
+        """Ingest one batch per day through ``monitoring_ingest`` as ``actor`` (the anomaly
+        rules run after each, on commit) and yield what followed; stops after a day that left
+        the model rolled back (the replay is of this version's predictions) or, unless told
+        to continue, not allowed to trade. Ingest refusals propagate (nothing of that day is stored)."""
+        from governance import selectors
+        from governance.models import Deployment as DeploymentModel
+        from governance.models import MonitoringAlert
+        from governance.monitoring_services import monitoring_ingest
+
+        deployment = self.deployment
+        model = deployment.model
+        seen = MonitoringAlert.objects.filter(model=model).order_by("-pk").values_list("pk", flat=True).first() or 0
+        for draw, day in zip(self.draws, self.placed, strict=True):
+            samples = day_samples(self.pool, draw, day=day, notional=self.notional)
+            batch_id = f"simulate_live:{deployment.pk}:{day.isoformat()}:s{self.seed}"
+            result = monitoring_ingest(actor=actor, model=model, batch_id=batch_id, samples=samples)
+            evaluated = _evaluated(deployment, result.batch.received_at, wait)
+            selectors.forget_trading_permission(model.pk)  # the state after this day, not a cached answer
+            permission = selectors.trading_permission(model_id=model.pk)
+            alerts = list(MonitoringAlert.objects.filter(model=model, pk__gt=seen).order_by("pk"))
+            seen = alerts[-1].pk if alerts else seen
+            live = DeploymentModel.objects.filter(model=model, status__in=DeploymentModel.LIVE_STATUSES).first()
+            stopped = None
+            if live is None or live.pk != deployment.pk:
+                stopped = "rolled back"
+            elif not permission["allowed"] and not continue_after_suspension:
+                stopped = "not allowed to trade"
+            yield FedDay(draw, day, samples, batch_id, evaluated, permission, alerts, stopped)
+            if stopped:
+                return
+
+
+def plan(
+    deployment: Deployment,
+    *,
+    days: int,
+    injections: Sequence[Injection] = (),
+    decisions_per_day: int = DEFAULT_DECISIONS_PER_DAY,
+    seed: int = 0,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    datasets: dict[str, Dataset] | None = None,
+    until: dt.datetime | None = None,
+) -> Plan:
+    """Place and draw a replay of ``days`` days for a live deployment, without feeding it.
+
+    The days follow the model's last stored sample, or end at ``until`` (default now; never
+    later than now) when nothing is stored: the demo places an earlier phase's days before a
+    later one's this way."""
+    from django.utils import timezone
+
+    from governance.models import MonitoringSample
+
+    now = timezone.now()
+    until = min(until or now, now)
+    last = MonitoringSample.objects.filter(model=deployment.model).order_by("-at").values_list("at", flat=True).first()
+    placed = business_days(days=days, after=last, now=until)
+    pool = pool_for_deployment(deployment, datasets=datasets)
+    draws = list(
+        replay(
+            pool,
+            days=days,
+            decisions_per_day=decisions_per_day,
+            seed=seed,
+            injections=injections,
+            window_days=window_days,
+        )
+    )
+    notional = notional_per_decision(deployment.capital_limit, decisions_per_day)
+    return Plan(deployment, pool, draws, placed, notional, seed)
+
+
+def _evaluated(deployment: Deployment, since: dt.datetime, wait: float) -> bool:
+    """Whether the anomaly rules were evaluated after ``since``. The ingest enqueues the
+    evaluation on commit: eager Celery has run it already, a worker may take a moment."""
+    import time
+
+    from django.conf import settings
+
+    from governance import anomaly_services
+    from governance.models import PolicyDecision
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        wait = 0.0  # the evaluation ran (or failed and was logged) when the ingest committed
+    deadline = time.monotonic() + wait
+    while True:
+        decided = PolicyDecision.objects.filter(
+            version_id=deployment.version_id, trigger=anomaly_services.TRIGGER, decided_at__gte=since
+        ).exists()
+        if decided or time.monotonic() >= deadline:
+            return decided
+        time.sleep(0.2)

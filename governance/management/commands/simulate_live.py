@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from audit.services import SystemActor
-from governance import anomaly_services, selectors
 from governance import live_simulation as ls
+from governance import selectors
 from governance.errors import DomainError
-from governance.models import Deployment, MonitoringAlert, MonitoringSample, PolicyDecision
-from governance.monitoring_services import monitoring_ingest
+from governance.models import Deployment, MonitoringAlert
 from models_registry.models import Dataset, Model
 
 EXIT_STOPPED = 1
@@ -144,85 +140,66 @@ class Command(BaseCommand):
             )
         datasets = self._datasets(options["dataset"], deployment)
         k = options["decisions_per_day"]
-        last = MonitoringSample.objects.filter(model=model).order_by("-at").values_list("at", flat=True).first()
         try:
-            placed = ls.business_days(days=days, after=last, now=timezone.now())
-            pool = ls.pool_for_deployment(deployment, datasets=datasets)
-            draws = list(
-                ls.replay(
-                    pool,
-                    days=days,
-                    decisions_per_day=k,
-                    seed=options["seed"],
-                    injections=injections,
-                    window_days=options["window_days"],
-                )
+            replay = ls.plan(
+                deployment,
+                days=days,
+                injections=injections,
+                decisions_per_day=k,
+                seed=options["seed"],
+                window_days=options["window_days"],
+                datasets=datasets,
             )
         except ls.SimulationError as exc:
             raise self._fail(str(exc)) from exc
         except (ValidationError, DomainError) as exc:  # a dataset or artifact the registry refuses
             raise self._fail(getattr(exc, "message", None) or "; ".join(exc.messages)) from exc
-        notional = ls.notional_per_decision(deployment.capital_limit, k)
+        pool = replay.pool
         self.stdout.write(
             f"{model.name}: deployment {deployment.pk} (version {deployment.version.version}, phase "
             f"{deployment.phase}); {days} days x {k} decisions, bootstrap of {len(pool)} real rows "
             f"({', '.join(sorted(set(pool.instrument)))}, {pool.dates[0]} to {pool.dates[-1]}), trailing "
-            f"{options['window_days']} real days, seed {options['seed']}, notional {notional} "
+            f"{options['window_days']} real days, seed {options['seed']}, notional {replay.notional} "
             f"{deployment.currency} per decision"
             + (f"; injections: {', '.join(str(i) for i in injections)}" if injections else "")
         )
-        seen = MonitoringAlert.objects.filter(model=model).order_by("-pk").values_list("pk", flat=True).first() or 0
-        for draw, day in zip(draws, placed, strict=True):
-            samples = ls.day_samples(pool, draw, day=day, notional=notional)
-            batch_id = f"simulate_live:{deployment.pk}:{day.isoformat()}:s{options['seed']}"
+        fed = replay.feed(
+            actor=ACTOR, wait=options["wait"], continue_after_suspension=options["continue_after_suspension"]
+        )
+        while True:
             try:
-                result = monitoring_ingest(actor=ACTOR, model=model, batch_id=batch_id, samples=samples)
+                day = next(fed, None)
             except (ValidationError, DomainError) as exc:
-                raise self._fail(
-                    f"day {draw.day}: the ingest refused the batch: {getattr(exc, 'message', None) or exc}"
-                ) from exc
-            if not self._evaluated(deployment, result.batch.received_at, options["wait"]):
+                raise self._fail(f"the ingest refused a batch: {getattr(exc, 'message', None) or exc}") from exc
+            if day is None:
+                break
+            if not day.evaluated:
                 self.stdout.write(
-                    f"  (no evaluation of the anomaly rules within {options['wait']} s of day {draw.day}'s "
+                    f"  (no evaluation of the anomaly rules within {options['wait']} s of day {day.draw.day}'s "
                     "ingest: is a Celery worker running? The alerts below may come later)"
                 )
-            permission = self._permission(model)
-            self._day_line(draw, day, samples, permission, deployment.currency)
-            seen = self._alerts(model, seen)
-            current = Deployment.objects.filter(model=model, status__in=Deployment.LIVE_STATUSES).first()
-            if current is None or current.pk != deployment.pk:
+            self._day_line(day.draw, day.day, day.samples, day.permission, deployment.currency)
+            for alert in day.alerts:
+                self._alert_line(alert)
+            if day.stopped == "rolled back":
                 deployment.refresh_from_db()
+                current = Deployment.objects.filter(model=model, status__in=Deployment.LIVE_STATUSES).first()
                 now_live = f"deployment {current.pk} of version {current.version.version}" if current else "nothing"
                 self.stdout.write(
-                    f"stopped after day {draw.day} of {days}: deployment {deployment.pk} is "
+                    f"stopped after day {day.draw.day} of {days}: deployment {deployment.pk} is "
                     f"{deployment.get_status_display().lower()}; now live: {now_live}. The replay was of "
                     f"version {deployment.version.version}'s predictions, so it does not feed another version."
                 )
-                raise CommandError(f"stopped after day {draw.day} of {days}: rolled back", returncode=EXIT_STOPPED)
-            if not permission["allowed"] and not options["continue_after_suspension"]:
+                raise CommandError(f"stopped after day {day.draw.day} of {days}: rolled back", returncode=EXIT_STOPPED)
+            if day.stopped:
                 self.stdout.write(
-                    f"stopped after day {draw.day} of {days}: {model.name} may no longer trade "
-                    f"({permission['reason']}); --continue-after-suspension keeps feeding"
+                    f"stopped after day {day.draw.day} of {days}: {model.name} may no longer trade "
+                    f"({day.permission['reason']}); --continue-after-suspension keeps feeding"
                 )
                 raise CommandError(
-                    f"stopped after day {draw.day} of {days}: not allowed to trade", returncode=EXIT_STOPPED
+                    f"stopped after day {day.draw.day} of {days}: not allowed to trade", returncode=EXIT_STOPPED
                 )
         self.stdout.write(f"done: {days} days fed; trading permission: {self._describe(self._permission(model))}")
-
-    @staticmethod
-    def _evaluated(deployment: Deployment, since: dt.datetime, wait: float) -> bool:
-        """Whether the anomaly rules were evaluated after ``since``. The ingest enqueues the
-        evaluation on commit: eager Celery has run it already, a worker may take a moment."""
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            wait = 0.0  # the evaluation ran (or failed and was logged) when the ingest committed
-        deadline = time.monotonic() + wait
-        while True:
-            decided = PolicyDecision.objects.filter(
-                version_id=deployment.version_id, trigger=anomaly_services.TRIGGER, decided_at__gte=since
-            ).exists()
-            if decided or time.monotonic() >= deadline:
-                return decided
-            time.sleep(0.2)
 
     def _permission(self, model: Model) -> dict[str, Any]:
         selectors.forget_trading_permission(model.pk)  # the state after this day's ingest, not a cached one
@@ -244,15 +221,12 @@ class Command(BaseCommand):
             f"{injected if draw.injections else ''}; permission: {self._describe(permission)}"
         )
 
-    def _alerts(self, model: Model, seen: int) -> int:
-        for alert in MonitoringAlert.objects.filter(model=model, pk__gt=seen).order_by("pk"):
-            results = "; ".join(
-                f"{r.get('action')}: {r.get('status')} ({r.get('detail')})" if isinstance(r, dict) else str(r)
-                for r in alert.action_results
-            )
-            self.stdout.write(
-                f"  ALERT {alert.rule_id} ({alert.severity}): {alert.message} | actions: "
-                f"{', '.join(alert.actions) or 'none'}" + (f" -> {results}" if results else "")
-            )
-            seen = alert.pk
-        return seen
+    def _alert_line(self, alert: MonitoringAlert) -> None:
+        results = "; ".join(
+            f"{r.get('action')}: {r.get('status')} ({r.get('detail')})" if isinstance(r, dict) else str(r)
+            for r in alert.action_results
+        )
+        self.stdout.write(
+            f"  ALERT {alert.rule_id} ({alert.severity}): {alert.message} | actions: "
+            f"{', '.join(alert.actions) or 'none'}" + (f" -> {results}" if results else "")
+        )
