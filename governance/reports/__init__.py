@@ -7,5 +7,7 @@ file with the data embedded and signs it; ``governance.report_services`` runs it
 
 import logging
 
-# WeasyPrint logs every step at INFO, from its import on; a job's progress is on the Report row.
+# WeasyPrint logs every step at INFO, from its import on, and fontTools every table it prunes
+# while subsetting fonts; a job's progress is on the Report row.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+logging.getLogger("fontTools").setLevel(logging.WARNING)
