@@ -183,6 +183,7 @@ def accuracy_drop(
     }
     if at is not None:
         detail["run_start"] = int(since[at])
+        detail["run_length"] = int(at + 1 - since[at])
         detail["run_accuracy"] = float(x[since[at] : at + 1].mean())
     return Detection("accuracy_drop", at is not None, float(path.max()), threshold, at, detail)
 
