@@ -24,6 +24,7 @@ from audit.services import SystemActor
 from governance import services as org_services
 from governance.demo import assessments as demo_assessments
 from governance.demo import catalogue, market
+from governance.demo import deployments as demo_deployments
 from governance.demo import signoffs as demo_signoffs
 from governance.models import Desk
 from models_registry import services as registry
@@ -43,6 +44,7 @@ class SeedReport:
     credentials_file: Path | None = None
     signoffs: list[Any] = field(default_factory=list)
     assessments: list[Any] = field(default_factory=list)
+    deployments: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.created.append(text)
@@ -290,4 +292,5 @@ def run(*, password_from_env: str | None) -> SeedReport:
     report.signoffs = demo_signoffs.run(users)
     # After the sign-offs, so their scenarios (decided on the validation evidence) are as before.
     report.assessments = demo_assessments.run(users)
+    report.deployments = demo_deployments.run(users)
     return report

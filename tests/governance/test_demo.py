@@ -27,7 +27,15 @@ from django.test import RequestFactory
 from django.test.utils import override_settings
 
 from audit.models import Event
-from governance.models import Desk, PolicyDecision, PolicySet, SignOffRequest
+from governance.models import (
+    Deployment,
+    Desk,
+    MonitoringAlert,
+    MonitoringBatch,
+    PolicyDecision,
+    PolicySet,
+    SignOffRequest,
+)
 from governance.roles import Role
 from models_registry.artifacts import load_artifact
 from models_registry.choices import ModelType
@@ -139,8 +147,10 @@ def test_one_model_per_type_with_its_complexity(demo):
 def test_each_model_has_a_loadable_version_predicting_on_seven_features(demo):
     rows = pd.DataFrame(np.random.default_rng(1).normal(size=(5, 7)), columns=FEATURES)
     for model in Model.objects.all():
-        versions = list(model.versions.all())
-        assert [v.version for v in versions] == ["1.0.0"], model.name
+        versions = list(model.versions.order_by("version"))
+        # The deployment scenario retrains the logistic model (1.1.0); the others have one version.
+        expected = ["1.0.0", "1.1.0"] if model.name == "nvda-direction-logistic" else ["1.0.0"]
+        assert [v.version for v in versions] == expected, model.name
         version = versions[0]
         assert version.n_features == 7
         assert version.feature_names == FEATURES
@@ -162,7 +172,9 @@ def test_versions_moved_through_the_lifecycle(demo):
     assert statuses["draft"] == 0
     # Validation decisions are the validator's, and each step is audited.
     decisions = Event.objects.filter(action__in=["model_version.validate", "model_version.reject"])
-    assert decisions.count() == statuses["validated"] + statuses["rejected"] + statuses["approved"]
+    # Validated, then approved, deployed or (the rolled-back 1.1.0) suspended; or rejected.
+    later = statuses["approved"] + statuses["deployed"] + statuses["suspended"]
+    assert decisions.count() == statuses["validated"] + statuses["rejected"] + later
     assert set(decisions.values_list("actor__username", flat=True)) == {"vera"}
 
 
@@ -177,9 +189,11 @@ def test_the_policies_are_in_force_and_every_transition_was_evaluated(demo):
 
 
 def test_three_signoff_outcomes_approved_blocked_rejected(demo):
-    requests = {r.model.name: r for r in SignOffRequest.objects.select_related("model", "version")}
+    scenarios = SignOffRequest.objects.filter(version__version="1.0.0", to_status="approved")
+    requests = {r.model.name: r for r in scenarios.select_related("model", "version")}
     approved = requests["nvda-direction-logistic"]
-    assert approved.status == "approved" and approved.version.status == "approved"
+    # Approved for use; the deployment scenario later rolls back to it, so it ends deployed.
+    assert approved.status == "approved" and approved.version.status == "deployed"
     assert sorted(approved.responses.values_list("approver__username", flat=True)) == ["carl", "max"]
     blocked = requests["orcl-regime-tree"]
     assert blocked.status == "blocked" and blocked.version.status == "validated"
@@ -260,7 +274,54 @@ def test_each_model_has_one_succeeded_full_assessment_requested_by_vera(demo):
 def test_the_assessments_come_after_the_signoff_scenarios(demo):
     # The sign-offs were decided on the validation evidence, before any assessment existed.
     first_assessment = Event.objects.filter(action="risk_assessment.requested").order_by("seq").first()
-    last_signoff = Event.objects.filter(action__startswith="signoff").order_by("seq").last()
+    scenario_requests = SignOffRequest.objects.filter(version__version="1.0.0").values_list("pk", flat=True)
+    last_signoff = (
+        Event.objects.filter(action__startswith="signoff", object_id__in=[str(pk) for pk in scenario_requests])
+        .order_by("seq")
+        .last()
+    )
     assert last_signoff.seq < first_assessment.seq
     output = demo.first_output
     assert output.index("Sign-off requests") < output.index("Risk assessments") < output.index("Datasets:")
+
+
+def test_phased_deployment_detects_the_injected_drop_suspends_and_rolls_back(demo):
+    """Issue 8's demo: shadow, an early promotion to pilot, simulated live data with an
+    injected accuracy drop, detection, automatic suspension and rollback, all audited."""
+    deployments = list(Deployment.objects.filter(model__name="nvda-direction-logistic").order_by("pk"))
+    assert [(d.version.version, d.phase, d.status) for d in deployments] == [
+        ("1.1.0", "pilot", "rolled_back"),
+        ("1.0.0", "pilot", "active"),
+    ]
+    retrained, restored = deployments
+    assert restored.rollback_target is None and restored.signoff is None
+    assert retrained.kill_switch_engaged and "MON-ACCURACY-01" in retrained.kill_reason
+    assert retrained.rollback_target.version == "1.0.0"
+    promotion = SignOffRequest.objects.get(
+        version=retrained.version, from_status="deployed", to_status="deployed", deployment__phase="pilot"
+    )
+    assert promotion.status == "approved"
+    assert sorted(promotion.responses.values_list("approver__username", flat=True)) == ["carl", "max"]
+    assert "DEPLOY-DURATION-02" in {r["id"] for r in promotion.latest_decision.results if r["outcome"] == "pass"}
+    alert = MonitoringAlert.objects.get(model__name="nvda-direction-logistic")
+    assert alert.rule_id == "MON-ACCURACY-01" and alert.deployment == retrained
+    assert [r["action"] for r in alert.action_results if r["status"] == "done"] == ["suspend", "rollback", "alert"]
+    # Ten clean shadow days, then pilot days until the drop (from day 5) was caught within 5 days.
+    batches = MonitoringBatch.objects.filter(deployment=retrained).count()
+    assert 10 + 5 <= batches <= 10 + 9
+    actions = list(
+        Event.objects.filter(object_type="governance.deployment", object_id__in=[str(d.pk) for d in deployments])
+        .order_by("seq")
+        .values_list("action", "actor_label")
+    )
+    assert actions == [
+        ("deployment.started", "max"),
+        ("deployment.promoted", "carl"),
+        ("kill_switch.engaged", "system:monitoring"),
+        ("deployment.rolled_back", "system:monitoring"),
+        ("deployment.started", "system:monitoring"),
+    ]
+    assert Event.objects.filter(action="monitoring.batch_ingested").count() == batches
+    assert Event.objects.filter(action="monitoring.alert_raised", object_id=str(alert.pk)).exists()
+    assert "ALERT MON-ACCURACY-01 (critical)" in demo.first_output
+    assert "trading permission now: allowed, version 1.0.0, phase pilot" in demo.second_output

@@ -124,13 +124,43 @@ def test_the_instruments_are_named_and_within_the_phases_allow_list(approved_ver
 # Promotions: the live phase's exit criteria and the next phase's limits. ----------------
 
 
-def test_a_promotion_before_the_phases_minimum_duration_is_refused(deployed, owner):
+def test_a_tier_1_promotion_before_the_phases_minimum_duration_is_refused(deployed, owner):
+    force_fields(deployed.model, risk_tier=1)
     message = _denied(owner, deployed, "DEPLOY-DURATION-01", **PILOT)
-    assert message.startswith("Phase shadow of eq-policy runs at least 14 days before a promotion; it began at")
+    assert message.startswith("Phase shadow of eq-policy (tier 1) runs at least 336h before a promotion; it began at")
     _age_phase(13.9)
     _denied(owner, deployed, "DEPLOY-DURATION-01", **PILOT)
     _age_phase(14)
-    assert _submit(owner, deployed, **PILOT).status == "pending"
+    reasons = {}
+    try:
+        _submit(owner, deployed, **PILOT)
+    except PolicyDenied as refused:  # other tier 1 limits may refuse; never the duration any more
+        reasons = {item["id"] for item in refused.detail["reasons"]}
+    assert "DEPLOY-DURATION-01" not in reasons
+
+
+def test_an_early_promotion_of_a_tier_3_model_is_an_exception_for_risk_and_compliance(
+    deployed, owner, risk_manager, compliance
+):
+    _age_phase(13.9)
+    request = _submit(owner, deployed, **PILOT)
+    assert request.status == "pending"
+    assert _outcomes(request)["DEPLOY-DURATION-02"] == "require_approval"
+    message = next(r["message"] for r in request.latest_decision.reasons() if r["id"] == "DEPLOY-DURATION-02")
+    assert "runs at least 336h before a promotion" in message and "risk manager and a compliance officer" in message
+    request = _approve(request, risk_manager)
+    assert request.status == "pending"  # the risk manager alone does not make the exception
+    request = _approve(request, compliance)
+    assert request.status == "approved"
+    assert _outcomes(request)["DEPLOY-DURATION-02"] == "pass"
+    assert Deployment.objects.get(status="active").phase == "pilot"
+    _age_phase(14)  # on time, the exception is not needed
+
+
+def test_a_promotion_after_the_minimum_duration_needs_no_exception(deployed, owner):
+    _age_phase(14)
+    request = _submit(owner, deployed, **PILOT)
+    assert _outcomes(request)["DEPLOY-DURATION-02"] == "pass"
 
 
 def test_a_promotion_into_a_live_phase_needs_a_bounded_maximum_daily_loss(deployed, owner, risk_manager):

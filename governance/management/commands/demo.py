@@ -25,6 +25,8 @@ class Command(BaseCommand):
         "Set up the demo organisation (users per role, desks), register real NVDA/ORCL price datasets, "
         "train one scikit-learn model per complexity class, move them through the first lifecycle steps, "
         "run the sign-off scenarios and a full risk assessment of every model through Celery, "
+        "deploy a retrained version in phases and feed it simulated live data until the anomaly rules suspend "
+        "it and roll it back, "
         "write var/demo/summary.json, then serve the admin on 127.0.0.1:8000. Idempotent."
     )
 
@@ -64,6 +66,12 @@ class Command(BaseCommand):
         )
         for line in demo_assessments.describe(report.assessments):
             out.write(line)
+        out.write(
+            "\nPhased deployment, live monitoring and automatic rollback (simulated live data from real NVDA "
+            "rows; docs/simulation.md):"
+        )
+        for line in report.deployments:
+            out.write(f"  {line}")
         failed = [d["name"] for d in summary["datasets"] if d["validation"] != "passed"]
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
         out.write(f"Summary written to {summary_path}")
