@@ -14,7 +14,9 @@ Classification (binary; positive label ``pos``; TP, FP, FN, TN from the confusio
   scikit-learn returns 0 with a warning; here the metric is None with the reason.
 * ROC AUC = P(score of a random positive > score of a random negative), ties counting 1/2:
   the Mann–Whitney U statistic (Σ ranks of positives − n₊(n₊+1)/2) / (n₊·n₋), mid-ranks
-  for ties (Hanley & McNeil 1982). Binary only.
+  for ties (Hanley & McNeil 1982). Binary only. ``roc_curve``: the curve's points (false
+  and true positive rates at each distinct score, highest first, from (0, 0) to (1, 1)),
+  thinned to at most ``MAX_ROC_POINTS`` for the validation report's chart.
 * Brier score = mean((p − y)²), y ∈ {0, 1}, p the predicted probability of the positive class
   (Brier 1950). Lower is better; 0.25 is the score of a constant 0.5.
 * calibration: the reliability table on ``n_bins`` equal-width bins of p (edges 0, 1/b, ...,
@@ -80,6 +82,30 @@ def roc_auc(y_positive: np.ndarray, score: np.ndarray) -> float | None:
         return None
     ranks = rankdata(score)  # mid-ranks for ties
     return float((ranks[y_positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+MAX_ROC_POINTS = 201
+
+
+def roc_curve(y_positive: np.ndarray, score: np.ndarray, max_points: int = MAX_ROC_POINTS) -> dict[str, Any] | None:
+    """ROC points (FPR, TPR) at every distinct score threshold, thinned (ends kept); None with one class."""
+    n_pos = int(y_positive.sum())
+    n_neg = len(y_positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(-score, kind="mergesort")
+    ranked, positive = score[order], y_positive[order]
+    # The last row of each run of equal scores: a threshold admits ties together.
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(positive)[ends]
+    fps = ends + 1 - tps
+    fpr = np.r_[0.0, fps / n_neg]
+    tpr = np.r_[0.0, tps / n_pos]
+    n = len(fpr)
+    if n > max_points:
+        keep = np.unique(np.r_[np.linspace(0, n - 1, max_points).round().astype(int), n - 1])
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "points": n}
 
 
 def calibration_table(y_positive: np.ndarray, probability: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
@@ -168,13 +194,14 @@ def classification_metrics(
         raise InvalidValues("y_score must be finite")
     if score is None or not binary:
         why = "no predicted probabilities" if score is None else "defined here for binary classification only"
-        values.update(roc_auc=None, brier_score=None, calibration=None)
-        reasons.update(roc_auc=why, brier_score=why, calibration=why)
+        values.update(roc_auc=None, roc_curve=None, brier_score=None, calibration=None)
+        reasons.update(roc_auc=why, roc_curve=why, brier_score=why, calibration=why)
     else:
         positive = true == positive_label
         values["roc_auc"] = roc_auc(positive, score)
+        values["roc_curve"] = roc_curve(positive, score)
         if values["roc_auc"] is None:
-            reasons["roc_auc"] = "the test set has only one class"
+            reasons["roc_auc"] = reasons["roc_curve"] = "the test set has only one class"
         if score.min() < 0 or score.max() > 1:
             values.update(brier_score=None, calibration=None)
             reasons.update(brier_score="scores are not probabilities", calibration="scores are not probabilities")

@@ -168,3 +168,18 @@ def test_train_test_gap():
     assert undefined["gap"] is None and undefined["exceeds"] is None
     with pytest.raises(InvalidParameter, match="'f1' is not in the training metrics"):
         train_test_gap({"accuracy": 0.9}, {"f1": 0.8}, threshold=0.1, metric="f1")
+
+
+def test_roc_curve_points_match_sklearn_and_are_thinned_with_the_ends_kept(binary):
+    y, pred, score = binary
+    result = classification_metrics(y, pred, score)["roc_curve"]
+    fpr, tpr, _ = skm.roc_curve(y, score, drop_intermediate=False)
+    # sklearn starts at an infinite threshold (0, 0), as these points do.
+    assert result["fpr"] == pytest.approx(fpr.tolist()) and result["tpr"] == pytest.approx(tpr.tolist())
+    rng = np.random.default_rng(5)
+    many = rng.random(2_000)
+    labels = (many + rng.normal(0, 0.3, 2_000) > 0.5).astype(int)
+    thinned = classification_metrics(labels, (many > 0.5).astype(int), many)["roc_curve"]
+    assert thinned["points"] == 2_001 and len(thinned["fpr"]) <= 201
+    assert (thinned["fpr"][0], thinned["tpr"][0], thinned["fpr"][-1], thinned["tpr"][-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(thinned["fpr"]) >= 0) and np.all(np.diff(thinned["tpr"]) >= 0)
