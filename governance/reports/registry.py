@@ -75,3 +75,27 @@ def _load() -> None:
             requires_full_log=True,
         )
     )
+    _load_inventory()
+
+
+def _load_inventory() -> None:
+    from governance.reports.builders import inventory
+
+    register(
+        ReportType(
+            key="inventory",
+            title="Model inventory extract",
+            subject="none",
+            builder=inventory.build,
+            template="reports/inventory.html",
+            references=(
+                "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13 (governance and "
+                "controls): a comprehensive inventory of models in use, under development and recently retired, "
+                "with their purpose, use and restrictions, inputs, outputs, owners, validators, validation dates "
+                "and exceptions",
+                "PRA SS1/23 Principle 1: model definition, a complete model inventory, and risk tiering by materiality "
+                "and complexity",
+                "PRA SS1/23 Principle 5: restrictions on use, post-model adjustments, exceptions and escalation",
+            ),
+        )
+    )

@@ -33,6 +33,13 @@ def chart_svgs(report_type: ReportType, data: dict[str, Any]) -> dict[str, str]:
                 [row["action"] for row in by_action], [row["count"] for row in by_action], xlabel="events"
             )
         }
+    if report_type.key == "inventory":
+        tiers = data["body"]["tiers"]
+        if not data["body"]["summary"]["model_count"]:
+            return {}
+        return {
+            "tiers": charts.horizontal_bars([t["label"] for t in tiers], [t["models"] for t in tiers], xlabel="models")
+        }
     return {}
 
 
