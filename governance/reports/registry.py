@@ -76,6 +76,7 @@ def _load() -> None:
         )
     )
     _load_inventory()
+    _load_annex_iv()
 
 
 def _load_inventory() -> None:
@@ -96,6 +97,31 @@ def _load_inventory() -> None:
                 "PRA SS1/23 Principle 1: model definition, a complete model inventory, and risk tiering by materiality "
                 "and complexity",
                 "PRA SS1/23 Principle 5: restrictions on use, post-model adjustments, exceptions and escalation",
+            ),
+        )
+    )
+
+
+def _load_annex_iv() -> None:
+    from governance.reports.builders import annex_iv
+
+    register(
+        ReportType(
+            key="annex-iv",
+            title="Technical documentation (EU AI Act Annex IV shape, voluntary)",
+            subject="version",
+            builder=annex_iv.build,
+            template="reports/annex_iv.html",
+            references=(
+                "Regulation (EU) 2024/1689 (AI Act), Art. 11 and Annex IV: technical documentation in nine points; "
+                "followed voluntarily (a trading model is not a high-risk system under Annex III)",
+                "AI Act Arts 10, 12, 14 (voluntary): data governance, automatic logs, human oversight",
+                "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13: model "
+                "documentation, validation and ongoing monitoring",
+                "PRA SS1/23 Principles 3 and 4: model development, implementation and use; independent validation "
+                "and performance monitoring",
+                "Commission Delegated Regulation (EU) 2017/589 (MiFID II RTS 6), Arts 5, 12, 16: testing and "
+                "approval, kill functionality, real-time monitoring",
             ),
         )
     )
