@@ -49,3 +49,23 @@ def horizontal_bars(labels: Sequence[str], values: Sequence[float], *, xlabel: s
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.margins(x=0.12)
         return _svg(figure)
+
+
+def daily_pnl(
+    days: Sequence[str], pnl: Sequence[float], cumulative: Sequence[float], *, currency: str, width_cm: float = 17
+) -> str:
+    """P&L per day as bars (gains green, losses red) and the cumulative P&L as a line, one axis."""
+    with plt.rc_context(_STYLE):
+        figure, axes = plt.subplots(figsize=(width_cm / 2.54, 6.5 / 2.54))
+        positions = list(range(len(days)))
+        axes.bar(
+            positions, pnl, color=["#2f7d46" if value >= 0 else "#b03a2e" for value in pnl], label="P&L of the day"
+        )
+        axes.plot(positions, cumulative, color="#3b6ea5", marker="o", markersize=2.5, label="cumulative P&L")
+        axes.axhline(0, color="#777", linewidth=0.6)
+        step = max(1, len(days) // 12)
+        axes.set_xticks(positions[::step], [day[5:] for day in days[::step]], rotation=45, ha="right")
+        axes.set_ylabel(currency)
+        axes.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
+        axes.legend(loc="best", frameon=False)
+        return _svg(figure)

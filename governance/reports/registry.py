@@ -77,6 +77,7 @@ def _load() -> None:
     )
     _load_inventory()
     _load_annex_iv()
+    _load_r4()
 
 
 def _load_inventory() -> None:
@@ -122,6 +123,28 @@ def _load_annex_iv() -> None:
                 "and performance monitoring",
                 "Commission Delegated Regulation (EU) 2017/589 (MiFID II RTS 6), Arts 5, 12, 16: testing and "
                 "approval, kill functionality, real-time monitoring",
+            ),
+        )
+    )
+
+
+def _load_r4() -> None:
+    from governance.reports.builders import deployment_record
+
+    register(
+        ReportType(
+            key="deployment-record",
+            title="Deployment and change approval record",
+            subject="version",
+            builder=deployment_record.build,
+            template="reports/deployment_record.html",
+            references=(
+                "Commission Delegated Regulation (EU) 2017/589 (MiFID II RTS 6), Art. 5: a designated person "
+                "approves each deployment or substantial update of a trading algorithm after testing",
+                "RTS 6 Art. 8: limits set before deployment (instruments, order value and number, positions)",
+                "RTS 6 Art. 12: kill functionality, used as an emergency measure",
+                "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13: "
+                "ongoing monitoring and outcomes analysis after implementation",
             ),
         )
     )

@@ -40,6 +40,22 @@ def chart_svgs(report_type: ReportType, data: dict[str, Any]) -> dict[str, str]:
         return {
             "tiers": charts.horizontal_bars([t["label"] for t in tiers], [t["models"] for t in tiers], xlabel="models")
         }
+    if report_type.key == "deployment-record":
+        days = data["body"]["monitoring"]["days"]
+        if not days:
+            return {}
+        return {
+            "daily_pnl": charts.daily_pnl(
+                [day["date"] for day in days],
+                [float(day["pnl"]) for day in days],
+                [float(day["cumulative_pnl"]) for day in days],
+                currency=data["body"]["monitoring"]["currency"],
+            )
+        }
+    if report_type.key == "validation":
+        from governance.reports.builders.validation import chart_svgs as validation_charts
+
+        return validation_charts(data["body"])
     return {}
 
 
