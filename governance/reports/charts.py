@@ -69,3 +69,53 @@ def daily_pnl(
         axes.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
         axes.legend(loc="best", frameon=False)
         return _svg(figure)
+
+
+def dated_lines(
+    dates: Sequence[str],
+    series: dict[str, Sequence[float]],
+    *,
+    ylabel: str,
+    percent: bool = False,
+    fill: bool = False,
+    width_cm: float = 16,
+    height_cm: float = 6,
+) -> str:
+    """One line per series over ISO dates (e.g. equity curves, drawdowns); ``fill`` shades down to 0."""
+    import matplotlib.dates as mdates
+    import numpy as np
+    from matplotlib.ticker import PercentFormatter
+
+    x = np.array([value[:10] for value in dates], dtype="datetime64[D]")
+    colours = ("#3b6ea5", "#9a9a9a", "#b5651d", "#14632d")
+    with plt.rc_context(_STYLE):
+        figure, axes = plt.subplots(figsize=(width_cm / 2.54, height_cm / 2.54))
+        for (label, values), colour in zip(series.items(), colours, strict=False):
+            axes.plot(x, values, label=label, color=colour, linewidth=0.9)
+            if fill:
+                axes.fill_between(x, values, 0, color=colour, alpha=0.15, linewidth=0)
+        locator = mdates.AutoDateLocator(maxticks=8)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        axes.set_ylabel(ylabel)
+        if percent:
+            axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        axes.grid(axis="y", linewidth=0.3, color="#ccc")
+        axes.legend(frameon=False, loc="best")
+        return _svg(figure)
+
+
+def roc_curve(fpr: Sequence[float], tpr: Sequence[float], *, auc: float | None, size_cm: float = 8) -> str:
+    """The ROC curve with the chance diagonal, AUC in the legend."""
+    with plt.rc_context(_STYLE):
+        figure, axes = plt.subplots(figsize=(size_cm / 2.54, size_cm / 2.54))
+        label = "model" if auc is None else f"model (AUC {auc:.4f})"
+        axes.plot(fpr, tpr, color="#3b6ea5", linewidth=1.0, label=label)
+        axes.plot([0, 1], [0, 1], color="#9a9a9a", linewidth=0.7, linestyle="--", label="chance")
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1)
+        axes.set_aspect("equal")
+        axes.set_xlabel("false positive rate")
+        axes.set_ylabel("true positive rate")
+        axes.legend(frameon=False, loc="lower right")
+        return _svg(figure)

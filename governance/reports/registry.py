@@ -78,6 +78,7 @@ def _load() -> None:
     _load_inventory()
     _load_annex_iv()
     _load_r4()
+    _load_validation()
 
 
 def _load_inventory() -> None:
@@ -145,6 +146,29 @@ def _load_r4() -> None:
                 "RTS 6 Art. 12: kill functionality, used as an emergency measure",
                 "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13: "
                 "ongoing monitoring and outcomes analysis after implementation",
+            ),
+        )
+    )
+
+
+def _load_validation() -> None:
+    from governance.reports.builders import validation
+
+    register(
+        ReportType(
+            key="validation",
+            title="Model validation report",
+            subject="version",
+            builder=validation.build,
+            template="reports/validation.html",
+            references=(
+                "SR 11-7 / OCC 2011-12 §V, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13 §V: "
+                "validation (conceptual soundness, ongoing monitoring, outcomes analysis including backtesting) by "
+                "staff independent of development, with effective challenge",
+                "PRA SS1/23 Principle 4: independent model validation, performance monitoring and reporting of "
+                "findings; Principle 5: model risk mitigants (post-model adjustments, restrictions on use)",
+                "Commission Delegated Regulation (EU) 2017/589 (MiFID II RTS 6), Art. 5: testing of algorithms "
+                "before deployment, with approval by a designated person",
             ),
         )
     )
