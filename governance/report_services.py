@@ -30,8 +30,7 @@ from governance.errors import Conflict, DomainError, NotPermitted, ServiceUnavai
 from governance.models import Report, ReportStatus
 from governance.reports import envelope, registry
 from governance.reports.context import BuildContext
-from governance.reports.pdf import data_json, sign_pdf, signing_configured, write_pdfa
-from governance.reports.render import render_document, render_html
+from governance.reports.pdf import data_json, require_pdf_libraries, sign_pdf, signing_configured, write_pdfa
 
 logger = logging.getLogger(__name__)
 
@@ -340,6 +339,9 @@ def report_generate(*, report_id: int) -> Report:
     if report is None:
         return Report.objects.get(pk=report_id)
     try:
+        # WeasyPrint loads Pango when imported (render is imported below, not at the top): a
+        # machine without it runs everything else and fails a report naming the library and the fix.
+        require_pdf_libraries()
         report_type = registry.get(report.report_type)
         if report_type is None:
             raise ValueError(f"report type {report.report_type!r} is no longer registered")
@@ -355,6 +357,8 @@ def report_generate(*, report_id: int) -> Report:
         progress(10, "building the data")
         data = envelope.report_data(ctx, report_type)
         progress(70, "rendering the pages")
+        from governance.reports.render import render_document, render_html
+
         document = render_document(render_html(report_type, data))
         progress(85, "writing PDF/A-3b")
         embedded = data_json(data)

@@ -14,16 +14,43 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from weasyprint import Attachment
-from weasyprint.document import Document
 
 from governance.reports.context import FileAttachment
 
+if TYPE_CHECKING:
+    from weasyprint.document import Document
+
 DATA_ATTACHMENT = "report-data.json"
+INSTALL_HINT = "run `bash scripts/install-system-packages.sh` (Debian/Ubuntu; docs/reports.md, System requirements)"
+
+
+class MissingSystemLibrary(RuntimeError):
+    """WeasyPrint cannot load a library it needs from the operating system (Pango, HarfBuzz, fontconfig)."""
+
+
+@cache
+def missing_pdf_libraries() -> str | None:
+    """Why reports cannot be rendered on this machine, or None when they can.
+
+    WeasyPrint loads Pango and its companions with cffi when it is first imported; without
+    them the import fails with an OSError naming a file, which says nothing about the fix.
+    """
+    try:
+        import weasyprint  # noqa: F401
+    except OSError as exc:
+        return f"WeasyPrint cannot load a system library it needs (Pango, HarfBuzz, fontconfig): {exc}"
+    return None
+
+
+def require_pdf_libraries() -> None:
+    problem = missing_pdf_libraries()
+    if problem is not None:
+        raise MissingSystemLibrary(f"{problem}; to install them, {INSTALL_HINT}")
 
 
 def data_json(data: dict[str, Any]) -> bytes:
@@ -39,6 +66,9 @@ def write_pdfa(
     generated_at: datetime,
 ) -> bytes:
     """The rendered pages as PDF/A-3b bytes, with ``report-data.json`` and ``attachments`` embedded."""
+    require_pdf_libraries()
+    from weasyprint import Attachment
+
     embedded = [
         Attachment(
             string=data_json(data),

@@ -137,3 +137,15 @@ def test_a_regulator_gets_404_on_an_unshared_versions_file_and_reads_a_shared_on
     assert client.get(f"/api/reports/{hidden.pk}").status_code == 404
     assert client.get(f"/api/reports/{hidden.pk}/download").status_code == 404
     assert client.get(f"/api/reports/{shared.pk}/download").status_code == 200
+
+
+def test_without_pango_a_report_fails_naming_the_library_and_the_install_script(
+    generate, compliance, make_version, monkeypatch
+):
+    from governance.reports import pdf
+
+    monkeypatch.setattr(pdf, "missing_pdf_libraries", lambda: "cannot load library 'libpango-1.0-0'")
+    report = generate(actor=compliance, report_type="annex-iv", version_id=make_version().pk)
+    assert report.status == "failed"
+    assert "MissingSystemLibrary" in report.error and "libpango-1.0-0" in report.error
+    assert "scripts/install-system-packages.sh" in report.error
