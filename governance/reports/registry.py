@@ -130,7 +130,7 @@ def _load_annex_iv() -> None:
 
 
 def _load_r4() -> None:
-    from governance.reports.builders import deployment_record
+    from governance.reports.builders import deployment_record, self_assessment
 
     register(
         ReportType(
@@ -147,6 +147,27 @@ def _load_r4() -> None:
                 "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13: "
                 "ongoing monitoring and outcomes analysis after implementation",
             ),
+        )
+    )
+    register(
+        ReportType(
+            key="self-assessment",
+            title="Annual self-assessment of algorithmic trading models",
+            subject="period",
+            builder=self_assessment.build,
+            template="reports/self_assessment.html",
+            references=(
+                "Commission Delegated Regulation (EU) 2017/589 (MiFID II RTS 6), Art. 9 and Annex I: annual "
+                "self-assessment and validation; the risk management function drafts it, compliance is informed, "
+                "internal audit reviews it, senior management approves it; deficiencies are remedied",
+                "RTS 6 Arts 8, 10, 12, 15-17: limits, stress testing, kill functionality, pre- and post-trade "
+                "controls and real-time monitoring",
+                "PRA SS1/23 Principle 2: governance, accountable senior management, internal audit",
+                "SR 11-7 / OCC 2011-12, replaced in April 2026 by SR 26-2 / OCC Bulletin 2026-13: governance and "
+                "controls, at least an annual review of models in use",
+            ),
+            # It reads the whole firm's log (refusals, safety actions, policy changes), not one model's.
+            requires_full_log=True,
         )
     )
 

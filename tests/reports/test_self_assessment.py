@@ -1,0 +1,148 @@
+"""The annual self-assessment (RTS 6 Art. 9 and Annex I) over a period: scope, the review of each
+deployed model, governance, the kill switch and limits, monitoring, validations, findings, and
+the approval chain left to be signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.utils import timezone
+
+from audit.models import Event
+from governance import services
+from governance.errors import NotPermitted
+from governance.models import Finding, MonitoringAlert, Report
+from governance.reports.builders import self_assessment
+from governance.reports.context import BuildContext
+from governance.reports.pdf import data_json
+from models_registry import services as registry_services
+from tests.anomaly.conftest import deployed_with_target  # noqa: F401  (a fixture)
+from tests.reports.conftest import embedded_data, pdf_text, read_pdf
+from tests.reports.test_deployment_record import newer, rolled_back  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+
+def _year() -> dict[str, str]:
+    today = timezone.now().astimezone(dt.UTC).date()
+    return {"period_from": (today - dt.timedelta(days=364)).isoformat(), "period_to": today.isoformat()}
+
+
+@pytest.fixture
+def refusal(owner, make_version, approved_version, split_datasets):
+    """The owner tries to validate her own version: refused by segregation of duties, audited."""
+    version = make_version(
+        model=approved_version.model,
+        version="2.0.0",
+        training_dataset=split_datasets["training"],
+        validation_dataset=split_datasets["validation"],
+        test_dataset=split_datasets["test"],
+    )
+    for to in ("in_development", "submitted_for_validation"):
+        registry_services.model_version_transition(actor=owner, version=version, to_status=to)
+    with pytest.raises(NotPermitted):
+        registry_services.model_version_transition(actor=owner, version=version, to_status="validated")
+    return Event.objects.get(action="sod.refused")
+
+
+@pytest.fixture
+def finding(validator, owner, approved_version):
+    return services.finding_raise(
+        actor=validator,
+        version=approved_version,
+        severity="low",
+        title="Regime labels computed with the same day's close",
+        description="Look-ahead in the regime split.",
+        remediation_owner=owner,
+        due_date=timezone.now().date() + dt.timedelta(days=30),
+    )
+
+
+@pytest.fixture
+def assessment(generate, compliance, rolled_back, refusal, finding, no_report_cert):  # noqa: F811
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    assert report.status == "succeeded", report.error
+    return report
+
+
+def test_scope_review_and_controls_equal_the_stored_records(assessment, rolled_back, refusal):  # noqa: F811
+    reader = read_pdf(assessment)
+    body = embedded_data(reader)["body"]
+    text = pdf_text(reader)
+    model = rolled_back.model
+    # Scope: the one model deployed in the year, with both its deployments (1.1.0, then 1.0.0 restored).
+    assert [m["name"] for m in body["scope"]["models"]] == [model.name]
+    (row,) = body["scope"]["models"]
+    assert [d["version"] for d in row["deployments"]] == ["1.1.0", "1.0.0"]
+    assert [a["rule_id"] for a in row["alerts"]] == ["MON-ACCURACY-01"]
+    # Kill switch and rollbacks: counted here from the log directly.
+    engaged = Event.objects.filter(action="kill_switch.engaged").count()
+    rolled = Event.objects.filter(action="deployment.rolled_back").count()
+    controls = body["controls"]
+    assert (controls["engagements"], controls["engagements_by_system"], controls["rollbacks"]) == (engaged, 1, rolled)
+    assert engaged == rolled == 1
+    assert re.search(rf"Kill\s+switch\s+engagements\s+{engaged}\s+\(1\s+by\s+system\s+actors\)", text)
+    assert "No test of the kill switch is recorded" in text
+    # Monitoring effectiveness.
+    alerts = MonitoringAlert.objects.count()
+    assert body["effectiveness"]["alerts_raised"] == alerts == 1
+    assert re.search(rf"Alerts\s+raised\s+{alerts}\s+\(MON-ACCURACY-01:\s+1\)", text)
+    # Governance: the segregation refusal of the period, and who holds the roles.
+    (sod,) = body["governance"]["sod_refusals"]
+    assert (sod["seq"], sod["rule"]) == (refusal.seq, refusal.after["rule"])
+    assert refusal.after["rule"] in text
+    roles = {r["role"]: r["holders"] for r in body["governance"]["roles"]}
+    assert "chloe" in roles["compliance officer"] and "rhea" in roles["risk manager"]
+
+
+def test_validations_findings_and_the_approval_chain(assessment, finding):
+    reader = read_pdf(assessment)
+    body = embedded_data(reader)["body"]
+    text = pdf_text(reader)
+    validated = Event.objects.filter(action="model_version.validate").values_list("seq", flat=True)
+    assert [e["seq"] for e in body["validations"]["transitions"]] == list(validated)
+    assert [f["id"] for f in body["deficiencies"]["raised"]] == [finding.pk]
+    assert body["deficiencies"]["raised"][0]["severity"] == "low" and finding.title in " ".join(text.split())
+    assert len(body["deficiencies"]["open_at_end"]) == Finding.objects.exclude(status="closed").count()
+    steps = body["approval_chain"]["steps"]
+    assert [s["step"] for s in steps] == ["risk", "compliance", "audit", "management"]
+    assert steps[-1]["holders"] == [] and steps[-1]["role"] is None
+    assert "The system does not record these approvals yet" in text
+    assert "Approved: senior management" in text
+
+
+def test_the_embedded_json_is_the_builders_data(assessment):
+    reader = read_pdf(assessment)
+    raw = reader.attachments["report-data.json"][0]
+    assert data_json(embedded_data(reader)) == raw
+    ctx = BuildContext(report=assessment, checkpoint=assessment.checkpoint, generated_at=assessment.started_at)
+    assert embedded_data(reader)["body"] == self_assessment.build(ctx)
+
+
+def test_a_period_with_nothing_deployed_says_so_and_does_not_fail(generate, compliance, no_report_cert):
+    report = generate(actor=compliance, report_type="self-assessment", period_from="2020-01-01", period_to="2020-12-31")
+    assert report.status == "succeeded", report.error
+    reader = read_pdf(report)
+    body = embedded_data(reader)["body"]
+    text = pdf_text(reader)
+    assert body["scope"]["models"] == [] and body["effectiveness"]["alerts_raised"] == 0
+    assert "No model was deployed at any time in the period." in text
+    assert "No monitoring alert was raised in the period." in text
+    assert "No finding was raised in the period." in text
+    assert "No segregation of duties refusal was recorded in the period." in text
+
+
+def test_needs_a_period_and_the_whole_log_and_is_never_shown_to_a_regulator(
+    api, generate, compliance, owner, regulator, share, approved_version, no_report_cert
+):
+    client = api(compliance)
+    response = client.post("/api/reports/", {"report_type": "self-assessment"}, format="json")
+    assert response.status_code == 400 and "period_from" in response.json()
+    # It reads the whole firm's log: a model owner may not request it.
+    assert api(owner).post("/api/reports/", {"report_type": "self-assessment", **_year()}).status_code == 403
+    assert Report.objects.count() == 0
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    share(approved_version.model)
+    assert api(regulator).get(f"/api/reports/{report.pk}/download").status_code == 404
