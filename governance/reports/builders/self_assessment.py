@@ -218,7 +218,10 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         )
         row["loss_limit_breaches"] = [b for b in breaches if b["model"] == row["name"]]
         findings = Finding.objects.filter(model_id=row["id"])
-        row["open_findings"] = findings.exclude(status=Finding.Status.CLOSED).filter(raised_at__lt=end).count()
+        # Open at the end of the period: raised before it ended, not closed by then.
+        row["open_findings"] = (
+            findings.filter(raised_at__lt=end).filter(Q(closed_at__isnull=True) | Q(closed_at__gte=end)).count()
+        )
         last_validation = (
             Event.objects.filter(
                 action="model_version.validate",
@@ -289,7 +292,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "due_date": iso(f.due_date),
             "closed_at": iso(f.closed_at),
             "remediation_owner": f.remediation_owner.get_username(),
-            "overdue": f.status != Finding.Status.CLOSED and f.due_date < report.period_to,
+            "overdue": (f.closed_at is None or f.closed_at >= end) and f.due_date < report.period_to,
         }
 
     findings = Finding.objects.select_related("model", "version", "remediation_owner")
