@@ -325,3 +325,23 @@ def test_phased_deployment_detects_the_injected_drop_suspends_and_rolls_back(dem
     assert Event.objects.filter(action="monitoring.alert_raised", object_id=str(alert.pk)).exists()
     assert "ALERT MON-ACCURACY-01 (critical)" in demo.first_output
     assert "trading permission now: allowed, version 1.0.0, phase pilot" in demo.second_output
+
+
+def test_one_report_of_each_type_in_var_reports_signed_and_reused_by_the_rerun(demo):
+    import hashlib
+
+    from governance.models import Report
+    from governance.reports import registry
+
+    types = sorted(registry.report_types())
+    assert {"audit-trail", "annex-iv"} <= set(types)
+    for key in types:
+        [report] = Report.objects.filter(report_type=key, status="succeeded")
+        content = (demo.var_dir / "reports" / f"{key}.pdf").read_bytes()
+        assert content.startswith(b"%PDF-"), key
+        issued = Event.objects.get(action="report.issued", object_id=str(report.pk))
+        assert hashlib.sha256(content).hexdigest() == issued.after["sha256"] == report.sha256, key
+        assert report.signed and report.requested_by.username == "carl", key
+        assert f"{key}: report {report.pk} (issued in" in demo.first_output
+        assert f"{key}: report {report.pk} (reused)" in demo.second_output
+    assert (demo.var_dir / "report-signing" / "report-signing-cert.pem").exists()

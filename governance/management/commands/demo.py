@@ -16,6 +16,7 @@ from audit import signing
 from audit.services import SystemActor, checkpoint_if_grown
 from audit.verify import verify_log
 from governance.demo import assessments as demo_assessments
+from governance.demo import reports as demo_reports
 from governance.demo import seed
 from governance.demo import signoffs as demo_signoffs
 
@@ -76,6 +77,12 @@ class Command(BaseCommand):
         out.write(f"Datasets: {len(summary['datasets'])} registered, {len(failed)} failing their rules.")
         out.write(f"Summary written to {summary_path}")
         signing.generate_key_file()
+        out.write(
+            "\nReports (one of each type, requested by carl and issued by the report job; a rerun reuses them; "
+            f"copies in {demo_reports.reports_dir()}):"
+        )
+        for line in demo_reports.run():
+            out.write(f"  {line}")
         # A new checkpoint only when the log grew since the last one (a rerun adds nothing).
         checkpoint_if_grown(actor=SystemActor("demo"))
         audit = verify_log()

@@ -210,12 +210,13 @@ def _monitoring(version: ModelVersion) -> dict[str, Any]:
             _deployment(d) for d in Deployment.objects.filter(version=version).order_by("started_at", "pk")
         ],
         "oversight": [
-            "A risk manager or compliance officer can pull the kill switch on a deployment at any time "
-            "(kill_switch_engage); the trading permission check refuses every order while it is engaged.",
-            "The anomaly rules below suspend and roll back a deployment without waiting for a person when "
-            "their policy says so; every action is recorded in the audit log as system:monitoring.",
-            "Promotion between deployment phases and every lifecycle transition need the approvals the "
-            "policies in force name (sign-off requests, section 5).",
+            "The model's owner, a risk manager or a compliance officer can pull the kill switch on a live "
+            "deployment at any time; from that commit on the trading permission answers not allowed. Only a "
+            "compliance officer lifts it.",
+            "The anomaly rules of point 9 suspend and roll back a deployment without waiting for a person when "
+            "their policy says so; each action is recorded in the audit log as system:monitoring.",
+            "Every lifecycle transition and every promotion between deployment phases needs the approvals the "
+            "policies in force name (sign-offs, point 5).",
         ],
     }
 
@@ -406,9 +407,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     body["standards"] = {
         "applied": [],
         "statement": (
-            "None applied. No harmonised standard under the AI Act has been published in the Official Journal "
-            "for this kind of system, and the firm claims conformity with none. The internal frameworks "
-            "followed instead are those on the cover."
+            "None applied. The firm claims conformity with no harmonised standard (AI Act Article 40) and no "
+            "common specification (Article 41) for this model; the frameworks it follows instead are those "
+            "named on the cover."
         ),
     }
     body["conformity"] = {
