@@ -105,7 +105,8 @@ def test_the_change_approvals_and_phase_plan_are_the_stored_ones(record, rolled_
         ["NVDA"],
         approved_version.version,
     )
-    assert plan["policy_limits"]["min_duration"] and plan["policy_limits"]["max_capital_fraction"] == "0.2"
+    assert plan["policy_limits"]["min_duration"] == "14 days (336h)"  # the shipped parameters
+    assert plan["policy_limits"]["max_capital_fraction"] == "0.2"
     assert "5000000.00 USD" in text
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -207,6 +208,16 @@ def _signoff(request: SignOffRequest) -> dict[str, Any]:
     }
 
 
+def _duration_text(value: Any) -> str:
+    """A CEL duration as the policy states it, with whole days spelled out (``336h`` -> ``14 days (336h)``)."""
+    text = str(value)
+    match = re.fullmatch(r"(\d+)h", text)
+    if match and int(match.group(1)) % 24 == 0:
+        days = int(match.group(1)) // 24
+        return f"{days} day{'s' if days != 1 else ''} ({text})"
+    return text
+
+
 def _phase_limits(request: SignOffRequest) -> dict[str, Any] | None:
     """The phase's limits in the policy set that judged the request (the set in force then)."""
     decision = request.latest_decision
@@ -222,7 +233,7 @@ def _phase_limits(request: SignOffRequest) -> dict[str, Any] | None:
     return {
         "policy_set": decision.policy_set_hash,
         "live": limits.get("live"),
-        "min_duration": str(limits.get("min_duration")),
+        "min_duration": _duration_text(limits.get("min_duration")),
         "max_capital_fraction": _dec(limits.get("max_capital_fraction")),
         "max_daily_loss_fraction": _dec(limits.get("max_daily_loss_fraction")),
         "max_instruments": limits.get("max_instruments"),
