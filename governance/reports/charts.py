@@ -44,10 +44,19 @@ def horizontal_bars(labels: Sequence[str], values: Sequence[float], *, xlabel: s
         axes.set_yticks(positions, labels)
         axes.set_xlabel(xlabel)
         for position, value in zip(positions, values, strict=True):
-            axes.annotate(f"{value:g}", (value, position), xytext=(3, 0), textcoords="offset points", va="center")
+            # A negative bar's label goes past its left end, clear of the bar.
+            left = value < 0
+            axes.annotate(
+                f"{value:g}",
+                (value, position),
+                xytext=(-3 if left else 3, 0),
+                textcoords="offset points",
+                va="center",
+                ha="right" if left else "left",
+            )
         if all(float(value).is_integer() for value in values):
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.margins(x=0.12)
+        axes.margins(x=0.22 if any(value < 0 for value in values) else 0.12)
         return _svg(figure)
 
 

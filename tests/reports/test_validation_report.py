@@ -104,7 +104,7 @@ def test_the_conclusion_says_how_it_was_derived(issued, assessed):
     assert data["body"]["rating"]["rating"] == assessed.rating
 
 
-def test_the_embedded_json_is_the_builders_data(issued):
+def test_the_embedded_json_is_the_builders_data(issued, assessed):
     reader = read_pdf(issued)
     data = embedded_data(reader)
     raw = reader.attachments["report-data.json"][0]
@@ -116,6 +116,10 @@ def test_the_embedded_json_is_the_builders_data(issued):
     assert body["outcomes"]["roc_curve"] == stored["performance"]["roc_curve"]
     assert body["outcomes"]["backtest"]["equity_curve"]["strategy"] == stored["backtest"]["equity_curve"]["strategy"]
     assert {r["id"] for r in body["monitoring"]["rules"]} >= {"MON-ACCURACY-01", "MON-DRAWDOWN-01"}
+    # A null parameter says what it resolves to for this version (anomaly_services' rule).
+    parameters = {p["name"]: p for rule in body["monitoring"]["rules"] for p in rule["parameters"]}
+    assert parameters["accuracy.baseline"]["value"] == "null"
+    assert f"{assessed.metrics['accuracy']:.4f}" in parameters["accuracy.baseline"]["meaning"]
 
 
 def test_charts_are_drawn_from_the_data(issued):

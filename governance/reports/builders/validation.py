@@ -397,7 +397,34 @@ def _overfitting(assessment: RiskAssessment) -> dict[str, Any] | None:
     }
 
 
-def _monitoring(version: ModelVersion, deployments: list[Deployment]) -> dict[str, Any]:
+def _null_meaning(name: str, metrics: dict[str, Any], live: Deployment | None) -> str:
+    """What a null parameter stands for, as ``anomaly_services`` resolves it for this version."""
+    if name == "accuracy.baseline":
+        accuracy = metrics.get("accuracy")
+        return (
+            f"the latest full risk assessment's accuracy, {accuracy:.4f}"
+            if isinstance(accuracy, int | float)
+            else "no full risk assessment accuracy: the rule is not computed until a baseline is set"
+        )
+    if name == "losing_trades.baseline_loss_rate":
+        hit_rate = metrics.get("hit_rate")
+        return (
+            f"1 - the latest full risk assessment's hit rate, {1 - hit_rate:.4f}"
+            if isinstance(hit_rate, int | float) and 0 < hit_rate < 1
+            else "default_loss_rate (no full risk assessment hit rate)"
+        )
+    if name == "daily_loss.max_daily_loss":
+        if live is None:
+            return "the deployment's own maximum daily loss"
+        if live.max_daily_loss is None:
+            return "the deployment has no maximum daily loss: the rule is not computed"
+        return f"the deployment's own maximum daily loss, {live.max_daily_loss} {live.currency}"
+    return ""
+
+
+def _monitoring(
+    version: ModelVersion, deployments: list[Deployment], assessment: RiskAssessment | None
+) -> dict[str, Any]:
     from governance.anomaly_services import effective_parameters
     from governance.policy.store import active_policy_set
 
@@ -405,6 +432,7 @@ def _monitoring(version: ModelVersion, deployments: list[Deployment]) -> dict[st
     if active is None:
         return {"policy_set": None, "rules": [], "statement": "No policy set is in force: no anomaly rule applies."}
     row, compiled = active
+    metrics = (assessment.metrics or {}) if assessment is not None else {}
     live = next((d for d in deployments if d.status == "active"), None)
     parameters = (
         effective_parameters(compiled, live) if live is not None else compiled.parameters.get("monitoring") or {}
@@ -426,7 +454,11 @@ def _monitoring(version: ModelVersion, deployments: list[Deployment]) -> dict[st
                 "actions": list(rule.spec.actions or []),
                 # JSON text (null, {"pilot": 0.05}) as the policy files write it, not Python's repr.
                 "parameters": [
-                    {"name": f"{section}.{name}", "value": json.dumps(value, sort_keys=True)}
+                    {
+                        "name": f"{section}.{name}",
+                        "value": json.dumps(value, sort_keys=True),
+                        "meaning": _null_meaning(f"{section}.{name}", metrics, live) if value is None else "",
+                    }
                     for name, value in (parameters.get(section) or {}).items()
                 ],
                 "parameter_section": section or None,
@@ -661,7 +693,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             if drift
             else None,
         },
-        "monitoring": _monitoring(version, deployments),
+        "monitoring": _monitoring(version, deployments, assessment),
         "findings": findings,
         "restrictions": {
             "constraints": constraints_text,
@@ -699,7 +731,10 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                         "references": r.get("references", []),
                     }
                     for r in d.results
+                    if r.get("outcome") != "not_applicable"
                 ],
+                # Listed by id only: they did not apply to this decision's input.
+                "not_applicable": [r.get("id") for r in d.results if r.get("outcome") == "not_applicable"],
             }
             for d in PolicyDecision.objects.filter(version=version).order_by("decided_at", "pk")
         ],
