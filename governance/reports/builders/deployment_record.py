@@ -15,11 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models.functions import TruncDate
 
 from audit.models import Event
 from governance.models import Deployment, MonitoringAlert, MonitoringSample, SignOffRequest
@@ -323,7 +323,7 @@ def _drawdown(cumulative: list[Decimal]) -> tuple[Decimal, int | None]:
     return worst, worst_day
 
 
-def _monitoring(deployments: list[Deployment], version: ModelVersion, assessment: dict[str, Any]) -> dict[str, Any]:
+def _monitoring(deployments: list[Deployment], assessment: dict[str, Any]) -> dict[str, Any]:
     ids = [d.pk for d in deployments]
     samples = MonitoringSample.objects.filter(deployment_id__in=ids)
     count = samples.count()
@@ -337,38 +337,37 @@ def _monitoring(deployments: list[Deployment], version: ModelVersion, assessment
             "alerts": alerts,
             "days": [],
         }
-    decided = right = trades = 0
-    per_day: dict[dt.date, dict[str, Any]] = defaultdict(lambda: {"pnl": Decimal(0), "n": 0, "right": 0, "trades": 0})
-    first = last = None
-    for at, predicted, outcome, pnl, trade_count in samples.order_by("at").values_list(
-        "at", "predicted", "outcome", "pnl", "trade_count"
-    ):
-        first = first or at
-        last = at
-        day = per_day[at.astimezone(dt.UTC).date()]
-        if pnl is not None:
-            day["pnl"] += pnl
-        day["trades"] += trade_count
-        trades += trade_count
-        if predicted is not None and outcome is not None:
-            decided += 1
-            day["n"] += 1
-            if predicted == outcome:
-                right += 1
-                day["right"] += 1
+    # Per UTC day, in the database: a deployment may hold hundreds of thousands of samples.
+    decided_q = Q(predicted__isnull=False, outcome__isnull=False)
+    rows = (
+        samples.annotate(day=TruncDate("at", tzinfo=dt.UTC))
+        .values("day")
+        .annotate(
+            pnl=Sum("pnl"),
+            n=Count("pk", filter=decided_q),
+            right=Count("pk", filter=decided_q & Q(predicted=F("outcome"))),
+            trades=Sum("trade_count"),
+        )
+        .order_by("day")
+    )
+    extent = samples.aggregate(first=Min("at"), last=Max("at"))
+    first, last = extent["first"], extent["last"]
     days, cumulative, running = [], [], Decimal(0)
-    for date in sorted(per_day):
-        item = per_day[date]
-        running += item["pnl"]
+    decided = right = trades = 0
+    for item in rows:
+        running += item["pnl"] or Decimal(0)
         cumulative.append(running)
+        decided += item["n"]
+        right += item["right"]
+        trades += item["trades"] or 0
         days.append(
             {
-                "date": date.isoformat(),
-                "pnl": str(item["pnl"]),
-                "cumulative_pnl": str(running),
+                "date": item["day"].isoformat(),
+                "pnl": str((item["pnl"] or Decimal(0)).quantize(Decimal("0.01"))),
+                "cumulative_pnl": str(running.quantize(Decimal("0.01"))),
                 "predictions": item["n"],
                 "accuracy": round(item["right"] / item["n"], 4) if item["n"] else None,
-                "trades": item["trades"],
+                "trades": item["trades"] or 0,
             }
         )
     worst, worst_index = _drawdown(cumulative)
@@ -395,9 +394,9 @@ def _monitoring(deployments: list[Deployment], version: ModelVersion, assessment
         if accuracy is not None and baseline is not None
         else None,
         "trades": trades,
-        "total_pnl": str(running),
+        "total_pnl": str(running.quantize(Decimal("0.01"))),
         "currency": deployments[0].currency,
-        "max_drawdown": str(worst),
+        "max_drawdown": str(worst.quantize(Decimal("0.01"))),
         "max_drawdown_day": days[worst_index]["date"] if worst_index is not None else None,
         "worst_day": worst_day["date"],
         "worst_day_pnl": worst_day["pnl"],
@@ -480,7 +479,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     ctx.progress(60, "deployments, safety actions and monitoring")
     events = _events([d.pk for d in deployments] + [d.pk for d in restored], version, up_to)
     monitoring = (
-        _monitoring(deployments, version, assessment)
+        _monitoring(deployments, assessment)
         if deployments
         else {
             "sample_count": 0,
