@@ -241,10 +241,11 @@ def signals(model: Any, X: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd
             threshold = parameters["probability_threshold"]
             return (
                 bt.signals_from_probabilities(p, threshold=threshold, long_only=long_only),
-                f"probability of class {model.classes_[column]!r} above {threshold}: long; below: "
+                # tolist(): the label as Python prints it (1, 'up'), not numpy's repr (np.int64(1)).
+                f"probability of class {np.asarray(model.classes_)[column].tolist()!r} above {threshold}: long; below: "
                 + ("flat" if long_only else "short"),
             )
-        classes = list(getattr(model, "classes_", []))
+        classes = np.asarray(getattr(model, "classes_", [])).tolist()
         if len(classes) != 2:
             raise TargetMismatch(f"the backtest needs a binary classifier; the model has classes {classes}")
         predicted = np.asarray(model.predict(X))

@@ -82,6 +82,10 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, assessed):
         assert re.search(rf"\b{label}\s+{row[0]}\s+{row[1]}\b", text)
     assert _fixed(metrics["pbo"]) in text and _fixed(metrics["deflated_sharpe_ratio"]) in text
     assert _fixed(metrics["cv_mean_score"]) in text
+    # The signal is described with the label as Python prints it, not numpy's repr.
+    assert (
+        _squeezed(f"signal: {results['backtest']['signal']}") in squeezed and "np." not in results["backtest"]["signal"]
+    )
     # Implementation: the artifact and dataset hashes, the inputs key.
     version = assessed.version
     assert version.artifact_sha256 in squeezed and assessed.inputs_key in squeezed
