@@ -189,3 +189,18 @@ def test_the_subject_is_a_version(api, compliance, approved_version):
     )
     assert response.status_code == 400 and "version" in response.json()
     assert Report.objects.count() == 0
+
+
+def test_no_samples_yet(generate, compliance, deployed_with_target, no_report_cert):  # noqa: F811
+    """A deployment with no samples yet: no results, no alert, no kill switch event, said so."""
+    version = deployed_with_target()
+    report = generate(actor=compliance, report_type="deployment-record", version_id=version.pk)
+    assert report.status == "succeeded", report.error
+    reader = read_pdf(report)
+    body = embedded_data(reader)["body"]
+    text = pdf_text(reader)
+    assert body["monitoring"]["sample_count"] == 0 and body["safety_events"] == []
+    assert [d["phase"] for d in body["deployments"]] == ["shadow"]
+    assert "No monitoring samples were received for this version's deployments." in text
+    assert "No monitoring alert was raised on this version's deployments." in text
+    assert "The kill switch was never engaged" in text

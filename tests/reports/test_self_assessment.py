@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import Event
-from governance import services
+from governance import anomaly_services, services
 from governance.errors import NotPermitted
 from governance.models import Finding, MonitoringAlert, Report
 from governance.reports.builders import self_assessment
@@ -146,3 +146,21 @@ def test_needs_a_period_and_the_whole_log_and_is_never_shown_to_a_regulator(
     report = generate(actor=compliance, report_type="self-assessment", **_year())
     share(approved_version.model)
     assert api(regulator).get(f"/api/reports/{report.pk}/download").status_code == 404
+
+
+def test_a_false_alarm_is_counted(generate, compliance, rolled_back, no_report_cert):  # noqa: F811
+    """An alert resolved as a false alarm counts as resolved, acted on and false."""
+    alert = MonitoringAlert.objects.get()
+    anomaly_services.monitoring_alert_resolve(
+        actor=compliance, alert=alert, resolution="False alarm: the drop came from a stale price feed."
+    )
+    alert.refresh_from_db()
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    reader = read_pdf(report)
+    effectiveness = embedded_data(reader)["body"]["effectiveness"]
+    assert (effectiveness["resolved"], effectiveness["false_alarms"], effectiveness["acted_on"]) == (1, 1, 1)
+    (row,) = effectiveness["alerts"]
+    assert row["false_alarm"] is True and row["resolution"] == alert.resolution
+    assert row["time_to_action_seconds"] == (alert.resolved_at - alert.raised_at).total_seconds()
+    assert effectiveness["median_time_to_action"] == row["time_to_action"]
+    assert "false alarm" in pdf_text(reader)
