@@ -48,6 +48,10 @@ class GovernanceConfig(AppConfig):
         govern_recorded(get_user_model(), links=("groups", "user_permissions"))
         govern_recorded(Group, links=("permissions",))
         receivers.connect()
+        # The trading permission's remembered readers are forgotten on every access change.
+        from governance import permission_cache
+
+        permission_cache.connect()
         # Anomaly rules after each ingested batch (enqueued as a Celery task once it commits).
         from governance import anomaly_services, monitoring_services
 

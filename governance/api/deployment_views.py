@@ -14,6 +14,7 @@ from typing import Any
 import django_filters
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,11 +25,12 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import selectors, services
+from governance import permission_cache, selectors, services
 from governance.api import deployment_serializers as s
 from governance.models import Deployment
 from models_registry import selectors as registry_selectors
@@ -128,12 +130,67 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     )
 )
 class TradingPermissionView(APIView):
-    """Fast path for an order path: the scope check and one cached selector call, no serializer."""
+    """For an order path: a knox token the full path (authentication, view_deployment, the
+    scope) has already allowed for this model reference is answered from the cache
+    (governance.permission_cache) without DRF; anything else takes the full path, which
+    remembers its yes."""
 
     permission_classes = [IsAuthenticated, _CanViewDeployments]
+    # What DRF answers a JSON GET with; the fast path sends the same.
+    _JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+    _ALLOW = "GET, HEAD, OPTIONS"
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        full = super().as_view(**initkwargs)
+
+        def view(request: HttpRequest, model: str) -> HttpResponse:
+            return cls._from_cache(request, model) or full(request, model=model)
+
+        # What URL resolution, CSRF and drf-spectacular read off DRF's view.
+        view.cls = full.cls  # type: ignore[attr-defined]
+        view.initkwargs = full.initkwargs  # type: ignore[attr-defined]
+        view.csrf_exempt = True  # type: ignore[attr-defined]
+        view.__name__ = full.__name__
+        view.__doc__ = full.__doc__
+        return view
+
+    @classmethod
+    def _from_cache(cls, request: HttpRequest, model: str) -> HttpResponse | None:
+        if (
+            request.method != "GET"
+            or request.META.get("QUERY_STRING")
+            or request.META.get("HTTP_ACCEPT", "").strip() not in cls._JSON_ACCEPTS
+        ):
+            return None
+        token = permission_cache.presented_token(request)
+        model_id = permission_cache.remembered_model_id(token, model) if token else None
+        if model_id is None:
+            return None
+        body = JSONRenderer().render(selectors.trading_permission(model_id=model_id))
+        return HttpResponse(body, content_type="application/json", headers={"Vary": "Accept", "Allow": cls._ALLOW})
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Read before authentication: a decision is remembered under the generation that was
+        # current before any row it depends on was read.
+        self._generation = permission_cache.generation()
+        super().initial(request, *args, **kwargs)
 
     def get(self, request: Request, model: str) -> Response:
-        return Response(selectors.trading_permission(model_id=_visible_model_id(request, model)))
+        model_id = _visible_model_id(request, model)
+        answer = selectors.trading_permission(model_id=model_id)
+        token = permission_cache.presented_token(request)
+        auth = request.auth
+        if token and getattr(auth, "digest", None) is not None:  # a knox token, not a session
+            permission_cache.remember(
+                token=token,
+                model_ref=model,
+                model_id=model_id,
+                user=request.user,
+                expiry=auth.expiry,
+                generation=self._generation,
+            )
+        return Response(answer)
 
 
 @extend_schema_view(get=extend_schema(exclude=True))
