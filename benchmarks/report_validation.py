@@ -5,7 +5,7 @@ stage by stage, against the same content laid out with WeasyPrint's defaults.
     .venv/bin/python benchmarks/report_validation.py --pdf /tmp/validation.pdf [--runs 3] [--json FILE]
 
 No database: the data is the ``report-data.json`` embedded in an issued validation report (the
-demo's nvda-direction-logistic 1.0.0 gives 22 pages with four charts: ROC, equity curve,
+demo's nvda-direction-logistic 1.0.0 gives 21 pages with four charts: ROC, equity curve,
 drawdown, permutation importance). Stages, each timed as in ``benchmarks/report_render.py``
 (best and median wall-clock and process CPU of ``--runs`` runs after one warm-up):
 
