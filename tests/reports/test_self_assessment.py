@@ -84,7 +84,8 @@ def test_scope_review_and_controls_equal_the_stored_records(assessment, rolled_b
     assert (controls["engagements"], controls["engagements_by_system"], controls["rollbacks"]) == (engaged, 1, rolled)
     assert engaged == rolled == 1
     assert re.search(rf"Kill\s+switch\s+engagements\s+{engaged}\s+\(1\s+by\s+system\s+actors\)", text)
-    assert "No test of the kill switch is recorded" in text
+    assert "No test of the kill switch is recorded in the period" in text
+    assert body["controls"]["kill_switch_tests"] == []
     # Monitoring effectiveness.
     alerts = MonitoringAlert.objects.count()
     assert body["effectiveness"]["alerts_raised"] == alerts == 1
@@ -164,3 +165,16 @@ def test_a_false_alarm_is_counted(generate, compliance, rolled_back, no_report_c
     assert row["time_to_action_seconds"] == (alert.resolved_at - alert.raised_at).total_seconds()
     assert effectiveness["median_time_to_action"] == row["time_to_action"]
     assert "false alarm" in pdf_text(reader)
+
+
+def test_a_kill_switch_drill_is_listed_as_a_test(generate, compliance, risk_manager, deployed_with_target):  # noqa: F811
+    version = deployed_with_target()
+    services.kill_switch_engage(actor=risk_manager, model=version.model, reason="Quarterly kill switch drill.")
+    services.kill_switch_lift(actor=compliance, model=version.model, reason="Drill over.")
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    reader = read_pdf(report)
+    controls = embedded_data(reader)["body"]["controls"]
+    (drill,) = controls["kill_switch_tests"]
+    seq = Event.objects.get(action="kill_switch.engaged").seq
+    assert (drill["seq"], drill["actor"], controls["engagements"], controls["lifts"]) == (seq, "rhea", 1, 1)
+    assert "Quarterly kill switch drill." in pdf_text(reader)

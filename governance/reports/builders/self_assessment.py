@@ -34,6 +34,8 @@ SAFETY_ACTIONS = ("kill_switch.engaged", "kill_switch.lifted", "deployment.rolle
 VALIDATION_ACTIONS = ("model_version.validate", "model_version.reject")
 # Resolutions that call an alert a false alarm: the system keeps the resolution as text only.
 FALSE_ALARM = re.compile(r"false[ -](alarm|positive)|no real (drop|problem|issue)", re.IGNORECASE)
+# An engagement whose reason calls it a test or drill: the system has no separate flag for tests.
+KILL_SWITCH_TEST = re.compile(r"\b(test|tested|testing|drill|exercise)\b", re.IGNORECASE)
 # The roles that hold a step of RTS 6 Annex I's approval chain, in its order.
 CHAIN = (
     ("risk", "Author: risk management function", Role.RISK_MANAGER),
@@ -317,6 +319,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         for key, title, role in CHAIN
     ]
     engaged = [e for e in safety if e["action"] == "kill_switch.engaged"]
+    tests = [e for e in engaged if KILL_SWITCH_TEST.search(e["reason"] or "")]
     return {
         "period": period,
         "scope": {
@@ -337,10 +340,13 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "engagements_by_system": sum(1 for e in engaged if e["system_actor"]),
             "lifts": sum(1 for e in safety if e["action"] == "kill_switch.lifted"),
             "rollbacks": sum(1 for e in safety if e["action"] == "deployment.rolled_back"),
-            "kill_switch_tests": [],
+            "kill_switch_tests": tests,
             "kill_switch_test_statement": (
-                "No test of the kill switch is recorded: the system does not mark an engagement as a test, so "
-                "every engagement listed here is counted as a real one."
+                f"{len(tests)} engagement{'s' if len(tests) != 1 else ''} of the kill switch recorded as a test "
+                "(its reason calls it a test or drill: the system has no separate flag for tests)."
+                if tests
+                else "No test of the kill switch is recorded in the period: no engagement's reason calls it a test "
+                "or drill (the system has no separate flag for tests), so every engagement is counted as a real one."
             ),
             "stress_test_statement": (
                 "No stress test at twice the highest volumes of the previous six months (RTS 6 Art. 10) is "
