@@ -23,7 +23,7 @@ from django.utils import timezone
 from governance import report_services
 from governance.models import Report, ReportStatus
 from governance.reports import registry
-from governance.reports.pdf import certificate_fingerprint, signing_configured
+from governance.reports.pdf import INSTALL_HINT, certificate_fingerprint, missing_pdf_libraries, signing_configured
 from governance.reports.signing_cert import generate_demo_certificate
 from models_registry.models import Model, ModelVersion
 
@@ -99,6 +99,10 @@ def _wait(report: Report) -> Report:
 
 def run() -> list[str]:
     """Issue (or reuse) one report of each registered type and copy it to var/reports/; the lines to print."""
+    problem = missing_pdf_libraries()
+    if problem is not None:
+        # Requested anyway, each would end failed and a rerun would request them again.
+        return [f"none issued: {problem}; to install them, {INSTALL_HINT}"]
     requester = get_user_model().objects.get(username=REQUESTER)
     out = reports_dir()
     out.mkdir(parents=True, exist_ok=True)

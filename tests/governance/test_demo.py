@@ -329,9 +329,15 @@ def test_phased_deployment_detects_the_injected_drop_suspends_and_rolls_back(dem
 
 def test_one_report_of_each_type_in_var_reports_signed_and_reused_by_the_rerun(demo):
     import hashlib
+    import os
 
     from governance.models import Report
     from governance.reports import registry
+    from governance.reports.pdf import missing_pdf_libraries
+
+    if missing_pdf_libraries() and os.environ.get("REQUIRE_PDF_LIBS") != "1":
+        assert "Reports" in demo.first_output and "none issued" in demo.first_output
+        pytest.skip(missing_pdf_libraries())
 
     types = sorted(registry.report_types())
     assert {"audit-trail", "annex-iv"} <= set(types)
