@@ -354,6 +354,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 "desk": model["desk__name"],
                 "owner": model["owner__username"],
                 "developers": developers,
+                "other_developers": [name for name in developers if name != model["owner__username"]],
                 "validators": validators.get(model_id, []),
                 "tier": tier,
                 "tier_computed": assessment.tier,
@@ -363,8 +364,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 "tier_basis": (
                     f"override: {model['risk_tier_override_justification']} (computed tier {assessment.tier})"
                     if override is not None
-                    else f"{assessment.materiality.label.lower()} materiality x {assessment.complexity.label.lower()}"
-                    " complexity"
+                    else f"{assessment.materiality.label.lower()} x {assessment.complexity.label.lower()}"
                 ),
                 "status": model["lifecycle_status"],
                 "status_label": _status(model["lifecycle_status"]),
@@ -496,6 +496,10 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "models": rows,
         "overdue": overdue,
         "exceptions": all_exceptions,
+        "exception_rules": [
+            {"rule": rule, "title": title}
+            for rule, title in sorted({(e["rule"], e["title"]) for e in all_exceptions if e["rule"]})
+        ],
         "not_recorded": [
             "vendor (third-party) flag: the registry has no vendor field",
             "upstream models: the registry records datasets, not models feeding models",
