@@ -84,14 +84,38 @@ def access_changed() -> None:
     transaction.on_commit(bump_generation)
 
 
-def remembered_model_id(token: str, model_ref: str) -> int | None:
-    """The model id the full path allowed ``token`` to read as ``model_ref``, if still valid."""
+# This process's guess of the model id behind a decision key, so that one cache round trip
+# can fetch the generation, the decision and the model's permission together. Only a guess: the
+# decision read with it decides, and a wrong or missing guess costs one more round trip.
+_model_id_guess: dict[str, int] = {}
+_GUESSES_KEPT = 10_000
+
+
+def remembered(token: str, model_ref: str) -> tuple[int, dict[str, Any] | None] | None:
+    """For a yes the full path gave ``token`` for ``model_ref`` and still valid: the model id
+    and, when it came in the same round trip, the model's cached permission; else None."""
+    from governance.selectors import trading_permission_key
+
     key = _decision_key(token, model_ref)
-    found = cache.get_many([GENERATION_KEY, key])
+    guess = _model_id_guess.get(key)
+    keys = [GENERATION_KEY, key] if guess is None else [GENERATION_KEY, key, trading_permission_key(guess)]
+    found = cache.get_many(keys)
     entry = found.get(key)
     if entry is None or entry["generation"] != found.get(GENERATION_KEY) or entry["valid_until"] <= time.time():
         return None
-    return entry["model_id"]
+    model_id = entry["model_id"]
+    if guess != model_id:
+        if len(_model_id_guess) >= _GUESSES_KEPT:
+            _model_id_guess.clear()
+        _model_id_guess[key] = model_id
+        return model_id, None
+    return model_id, found.get(trading_permission_key(model_id))
+
+
+def remembered_model_id(token: str, model_ref: str) -> int | None:
+    """The model id the full path allowed ``token`` to read as ``model_ref``, if still valid."""
+    found = remembered(token, model_ref)
+    return None if found is None else found[0]
 
 
 def remember(*, token: str, model_ref: str, model_id: int, user: Any, expiry: datetime | None, generation: int) -> None:

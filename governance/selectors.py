@@ -200,6 +200,12 @@ def trading_permission(*, model_id: int) -> dict[str, Any]:
     return answer
 
 
+def trading_permission_key(model_id: int) -> str:
+    """The cache key of a model's trading permission (read together with others in one round
+    trip by governance.permission_cache)."""
+    return _PERMISSION_KEY.format(model_id)
+
+
 def forget_trading_permission(model_id: int) -> None:
     from django.core.cache import cache
 

@@ -164,10 +164,13 @@ class TradingPermissionView(APIView):
         ):
             return None
         token = permission_cache.presented_token(request)
-        model_id = permission_cache.remembered_model_id(token, model) if token else None
-        if model_id is None:
+        found = permission_cache.remembered(token, model) if token else None
+        if found is None:
             return None
-        body = JSONRenderer().render(selectors.trading_permission(model_id=model_id))
+        model_id, answer = found
+        if answer is None:
+            answer = selectors.trading_permission(model_id=model_id)
+        body = JSONRenderer().render(answer)
         return HttpResponse(body, content_type="application/json", headers={"Vary": "Accept", "Allow": cls._ALLOW})
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
