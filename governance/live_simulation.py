@@ -647,12 +647,12 @@ def _evaluated(deployment: Deployment, since: dt.datetime, wait: float) -> bool:
     evaluation on commit: eager Celery has run it already, a worker may take a moment."""
     import time
 
-    from django.conf import settings
+    from celery import current_app
 
     from governance import anomaly_services
     from governance.models import PolicyDecision
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if current_app.conf.task_always_eager:  # what the ingest's enqueueing reads
         wait = 0.0  # the evaluation ran (or failed and was logged) when the ingest committed
     deadline = time.monotonic() + wait
     while True:

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -222,17 +223,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="postgres: set DATABASE_URL=postgres://... to run"))
 
 
+@contextmanager
+def celery_conf(**values: Any) -> Iterator[None]:
+    """Celery's own conf changed for a block, then its layer of changes put back as it was.
+
+    Celery reads its conf through to the Django settings, so saving values *read* (which may
+    come from a settings override of the moment) and writing them back would pin them for
+    every later test of the process; this restores the layer itself."""
+    from governance.celery import app
+
+    changes = app.conf.changes
+    saved = {key: changes[key] for key in values if key in changes}
+    app.conf.update(**values)
+    try:
+        yield
+    finally:
+        for key in values:
+            changes.pop(key, None)
+        changes.update(saved)
+
+
+@pytest.fixture
+def celery_worker_process(_celery_worker_started: str) -> Iterator[str]:
+    """A real ``celery worker`` process (started once per test process) and, for this test
+    only, eagerness off and its queue as the default: the other tests stay eager."""
+    with celery_conf(task_always_eager=False, task_default_queue=_celery_worker_started):
+        yield _celery_worker_started
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
+def _celery_worker_started(django_db_setup, django_db_blocker) -> Iterator[str]:
     """A real ``celery worker`` process on the configured broker, using the test database.
 
-    It listens on a queue of its own, so stale messages from earlier runs never reach it;
-    the test process sends to that queue with eagerness switched off.
+    It listens on a queue of its own, so stale messages from earlier runs never reach it.
     """
     from django.conf import settings
     from django.db import connection
-
-    from governance.celery import app
 
     queue = f"test-{uuid.uuid4().hex[:12]}"
     db = connection.settings_dict
@@ -271,9 +297,6 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-        previous = (app.conf.task_always_eager, app.conf.task_default_queue)
-        app.conf.task_always_eager = False
-        app.conf.task_default_queue = queue
         try:
             deadline = time.monotonic() + 60
             while b"ready." not in log.read_bytes():
@@ -282,7 +305,6 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
                 time.sleep(0.2)
             yield queue
         finally:
-            app.conf.task_always_eager, app.conf.task_default_queue = previous
             worker.send_signal(signal.SIGTERM)
             try:
                 worker.wait(timeout=20)

@@ -14,6 +14,7 @@ from models_registry import assessment_services, revalidation
 from models_registry.models import RiskAssessment
 from models_registry.tasks import revalidate_due
 from tests.assessments.conftest import FAST
+from tests.conftest import celery_conf
 from tests.factories import force_fields
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,6 @@ def test_a_version_that_cannot_be_assessed_is_skipped_and_the_others_go_on(
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_broker_stops_the_sweep_and_leaves_nothing_queued(approved, monkeypatch):
     # Committed for real, as in the beat job: each request's job is sent when it commits.
-    from celery import current_app
 
     from models_registry.tasks import run_risk_assessment
 
@@ -144,12 +144,8 @@ def test_an_unreachable_broker_stops_the_sweep_and_leaves_nothing_queued(approve
     monkeypatch.setattr(run_risk_assessment, "apply_async", refuse)
     approved()
     approved(model={"name": "nvda-other"})
-    eager = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-    try:
+    with celery_conf(task_always_eager=False):
         report = revalidation.revalidation_request_due()
-    finally:
-        current_app.conf.task_always_eager = eager
     assert report.broker_unavailable and report.requested == []
     # The first request ended failed (the 503 path); the sweep stopped before the second.
     failed = RiskAssessment.objects.get()

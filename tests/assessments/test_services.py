@@ -15,6 +15,7 @@ from governance.roles import Role
 from models_registry import assessment_services, services
 from models_registry.models import RiskAssessment
 from tests.assessments.conftest import FAST
+from tests.conftest import celery_conf
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +143,6 @@ def test_an_assigned_validator_and_a_risk_manager_may_request(assessable, valida
 def test_an_unreachable_broker_fails_the_assessment_and_answers_503(
     assessable, owner, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from celery import current_app
 
     from models_registry.tasks import run_risk_assessment
 
@@ -151,13 +151,12 @@ def test_an_unreachable_broker_fails_the_assessment_and_answers_503(
 
     monkeypatch.setattr(run_risk_assessment, "apply_async", refuse)
     version = assessable()
-    eager = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-    try:
-        with pytest.raises(ServiceUnavailable) as caught, django_capture_on_commit_callbacks(execute=True):
-            services.assessment_request(actor=owner, version=version, parameters=FAST)
-    finally:
-        current_app.conf.task_always_eager = eager
+    with (
+        celery_conf(task_always_eager=False),
+        pytest.raises(ServiceUnavailable) as caught,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.assessment_request(actor=owner, version=version, parameters=FAST)
     assert caught.value.status == 503
     assessment = RiskAssessment.objects.get()
     assert assessment.status == "failed" and assessment.error["code"] == "broker_unavailable"

@@ -31,6 +31,7 @@ from governance.models import Finding
 from models_registry import services
 from models_registry.models import RiskAssessment
 from tests.assessments.conftest import FAST
+from tests.conftest import celery_conf
 from tests.integration.assessment_worker_app import PAUSE_STEP
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -111,16 +112,10 @@ def _stop(worker: subprocess.Popen) -> None:
 @pytest.fixture
 def private_queue() -> Iterator[str]:
     """Jobs sent by this test go to a queue of its own (not eagerly), restored afterwards."""
-    from governance.celery import app
 
     queue = f"test-kill-{uuid.uuid4().hex[:10]}"
-    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    try:
+    with celery_conf(task_always_eager=False, task_default_queue=queue):
         yield queue
-    finally:
-        app.conf.task_always_eager, app.conf.task_default_queue = previous
 
 
 def _actions(assessment: RiskAssessment) -> list[str]:
