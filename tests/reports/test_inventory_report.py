@@ -115,6 +115,15 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, inventory_d
     assert row["tier"] == inventory_data.model.risk_tier == 3
     assert row["vendor"] == "not recorded" and row["inputs"]["upstream_models"] == "not recorded"
     assert [d["name"] for d in row["inputs"]["datasets"]] == ["prices-training", "prices-validation", "prices-test"]
+    # Rows refer to datasets by reference; the annex names each once, with the models using it.
+    annex = {d["ref"]: (d["name"], d["roles"], d["models"]) for d in body["datasets"]}
+    assert annex == {
+        "D1": ("prices-test", ["test"], 1),
+        "D2": ("prices-training", ["training"], 1),
+        "D3": ("prices-validation", ["validation"], 1),
+    }
+    assert [d["ref"] for d in row["inputs"]["datasets"]] == ["D2", "D3", "D1"]
+    assert "D2,D3,D1;" in squeezed and "D1prices-testtest1" in squeezed
 
     # Approved and deployed with no risk assessment: the validation is overdue (never done).
     assert row["last_validation"] is None and row["validation_overdue"] is True

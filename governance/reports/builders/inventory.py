@@ -418,6 +418,19 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         )
     ctx.progress(75, "summarising")
 
+    # Datasets are named once, in the annex, and referred to by D1, D2... in the rows: most
+    # models share a few datasets, and a name in every row costs lines (and layout time).
+    dataset_names = sorted({d["name"] for r in rows for d in r["inputs"]["datasets"]})
+    references = {name: f"D{n}" for n, name in enumerate(dataset_names, start=1)}
+    dataset_use: dict[str, dict[str, Any]] = {
+        name: {"ref": references[name], "name": name, "roles": set(), "models": 0} for name in dataset_names
+    }
+    for r in rows:
+        for d in r["inputs"]["datasets"]:
+            d["ref"] = references[d["name"]]
+            dataset_use[d["name"]]["roles"].add(d["role"])
+            dataset_use[d["name"]]["models"] += 1
+    datasets_annex = [{**use, "roles": sorted(use["roles"])} for use in dataset_use.values()]
     all_exceptions = [e for row_id in (r["id"] for r in rows) for e in exceptions_by_model.get(row_id, [])]
     overdue.sort(key=lambda item: (item["tier"], item["due"] or "", item["model"]))
     tiers = [
@@ -496,6 +509,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "models": rows,
         "overdue": overdue,
         "exceptions": all_exceptions,
+        "datasets": datasets_annex,
         "exception_rules": [
             {"rule": rule, "title": title}
             for rule, title in sorted({(e["rule"], e["title"]) for e in all_exceptions if e["rule"]})
@@ -511,5 +525,6 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             {"id": "inventory", "title": "Inventory"},
             {"id": "overdue", "title": "Overdue validations"},
             {"id": "exceptions", "title": "Exceptions"},
+            {"id": "datasets", "title": "Annex: datasets used as inputs"},
         ],
     }
