@@ -93,6 +93,7 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, assessed):
     # Counts: findings raised by the assessment, the version's sign-offs (none here).
     assert f"Open findings: {assessed.findings.count()}." in text
     assert "No sign-off has been requested for this version." in text
+    assert "No monitoring alert has been raised on this version." in text
     assert len(reader.pages) == issued.page_count and f"Page 1 of {issued.page_count}" in text
 
 
@@ -151,6 +152,17 @@ def test_a_version_without_evidence_says_so(generate, compliance, make_version, 
     ):
         assert _squeezed(statement) in _squeezed(text), statement
     assert validation.chart_svgs(body) == {}
+
+
+def test_a_validated_version_without_an_assessment_is_approved_with_that_condition(
+    generate, compliance, validated_version, no_report_cert
+):
+    report = generate(actor=compliance, report_type="validation", version_id=validated_version.pk)
+    assert report.status == "succeeded", report.error
+    conclusion = embedded_data(read_pdf(report))["body"]["conclusion"]
+    assert conclusion["outcome"] == "approve with conditions"
+    assert conclusion["conditions"] == ["no rated full risk assessment of this version"]
+    assert "Conclusion: APPROVE WITH CONDITIONS." in pdf_text(read_pdf(report))
 
 
 def test_a_rejected_version_is_concluded_reject(generate, compliance, submitted_version, validator, no_report_cert):

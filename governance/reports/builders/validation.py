@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from audit.models import Event
-from governance.models import Deployment, Finding, PolicyDecision, SignOffRequest, SignOffResponse
+from governance.models import (
+    Deployment,
+    Finding,
+    MonitoringAlert,
+    PolicyDecision,
+    SignOffRequest,
+    SignOffResponse,
+)
 from governance.reports.context import BuildContext
 from governance.reports.envelope import iso
 from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, ModelGrant, ModelVersion, RiskAssessment
@@ -134,7 +141,11 @@ def _signoffs(ctx: BuildContext, version: ModelVersion) -> list[dict[str, Any]]:
 
 def _rating(assessment: RiskAssessment | None) -> dict[str, Any]:
     if assessment is None:
-        return {"rating": None, "statement": "No succeeded full risk assessment of this version: no rating."}
+        return {
+            "rating": None,
+            "rules": [],
+            "statement": "No succeeded full risk assessment of this version: no rating.",
+        }
     rules = assessment.rating_rules or []
     return {
         "rating": assessment.rating,
@@ -183,6 +194,11 @@ def _conclusion(
         if rating["rating"]
         else "No rated full risk assessment."
     )
+    if version.status in ("suspended", "retired"):
+        steps.append(
+            f"The version is now {version.status} (since {iso(version.status_changed_at)}): the conclusion is the "
+            "validation's; see the monitoring alerts."
+        )
     open_findings = [f for f in findings if f["status"] in _OPEN_FINDINGS]
     steps.append(f"Open findings: {len(open_findings)}.")
 
@@ -192,11 +208,12 @@ def _conclusion(
     if rejected:
         outcome = "reject"
     elif version.status in _VALIDATED and last is not None:
-        if rating["rating"] != "green":
+        if rating["rating"] is None:
+            conditions.append("no rated full risk assessment of this version")
+        elif rating["rating"] != "green":
+            rules = "; ".join(r["id"] for r in rating["rules"])
             conditions.append(
-                "the latest full risk assessment is rated "
-                + (rating["rating"] or "nothing (no rated full assessment)")
-                + (": " + "; ".join(r["id"] for r in rating["rules"]) if rating["rules"] else "")
+                f"the latest full risk assessment is rated {rating['rating']}" + (f": {rules}" if rules else "")
             )
         conditions += [f"remediate finding #{f['id']} ({f['severity']}) by {f['due_date']}" for f in open_findings]
         outcome = "approve with conditions" if conditions else "approve"
@@ -506,6 +523,35 @@ def _decimal(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _routine(decision: PolicyDecision) -> bool:
+    return decision.trigger == "monitoring" and all(
+        r.get("outcome") in ("pass", "not_applicable") for r in decision.results
+    )
+
+
+def _decision(decision: PolicyDecision) -> dict[str, Any]:
+    return {
+        "id": decision.pk,
+        "trigger": decision.trigger,
+        "outcome": decision.outcome,
+        "decided_at": iso(decision.decided_at),
+        "actor": decision.actor_label,
+        "policy_set": decision.policy_set_hash[:12],
+        "rules": [
+            {
+                "id": r.get("id"),
+                "outcome": r.get("outcome"),
+                "message": r.get("message", ""),
+                "references": r.get("references", []),
+            }
+            for r in decision.results
+            if r.get("outcome") != "not_applicable"
+        ],
+        # Listed by id only: they did not apply to this decision's input.
+        "not_applicable": [r.get("id") for r in decision.results if r.get("outcome") == "not_applicable"],
+    }
+
+
 def build(ctx: BuildContext) -> dict[str, Any]:
     version = ModelVersion.objects.select_related(
         "model", "model__owner", "model__desk", "created_by", "training_dataset", "validation_dataset", "test_dataset"
@@ -532,6 +578,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         for f in Finding.objects.filter(version=version).select_related("remediation_owner", "raised_by").order_by("pk")
     ]
     rating = _rating(assessment)
+    decisions = list(PolicyDecision.objects.filter(version=version).order_by("decided_at", "pk"))
     deployments = list(Deployment.objects.filter(version=version).select_related("rollback_target").order_by("pk"))
 
     grants = list(
@@ -715,28 +762,30 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 for d in deployments
             ],
         },
-        "policy_decisions": [
+        "policy_decisions": [_decision(d) for d in decisions if not _routine(d)],
+        # Monitoring evaluations in which every rule passed: one line each, not a table each.
+        "routine_monitoring_decisions": [
             {
                 "id": d.pk,
-                "trigger": d.trigger,
-                "outcome": d.outcome,
                 "decided_at": iso(d.decided_at),
-                "actor": d.actor_label,
-                "policy_set": d.policy_set_hash[:12],
-                "rules": [
-                    {
-                        "id": r.get("id"),
-                        "outcome": r.get("outcome"),
-                        "message": r.get("message", ""),
-                        "references": r.get("references", []),
-                    }
-                    for r in d.results
-                    if r.get("outcome") != "not_applicable"
-                ],
-                # Listed by id only: they did not apply to this decision's input.
-                "not_applicable": [r.get("id") for r in d.results if r.get("outcome") == "not_applicable"],
+                "passed": sum(1 for r in d.results if r.get("outcome") == "pass"),
             }
-            for d in PolicyDecision.objects.filter(version=version).order_by("decided_at", "pk")
+            for d in decisions
+            if _routine(d)
+        ],
+        "alerts": [
+            {
+                "id": a.pk,
+                "rule_id": a.rule_id,
+                "severity": a.severity,
+                "status": a.status,
+                "raised_at": iso(a.raised_at),
+                "deployment_id": a.deployment_id,
+                "actions": a.actions,
+                "message": a.message,
+                "resolution": a.resolution,
+            }
+            for a in MonitoringAlert.objects.filter(version=version).order_by("raised_at", "pk")
         ],
         "signoffs": signoffs,
     }
