@@ -12,7 +12,7 @@ Three processes on this machine:
 * the **server**: gunicorn (``governance.wsgi``, gthread workers: ``--workers`` processes of
   ``--threads`` threads), production settings (DEBUG off, no query log), PostgreSQL with
   persistent connections (``DB_CONN_MAX_AGE=600``), the shared Redis cache (``CACHE_URL``) and
-  the default permission TTL (``GOVERNANCE_TRADING_PERMISSION_TTL``, 2 s);
+  the default permission TTL (``GOVERNANCE_TRADING_PERMISSION_TTL``: 60 s with the shared cache);
 * the **load generator**: this script again (``--role load``), a second process: one asyncio
   event loop with ``--clients`` HTTP/1.1 keep-alive connections, each sending the request and
   reading the whole answer before the next (one request in flight per connection, as a

@@ -155,8 +155,23 @@ def _m2m_changed(action: str, **kwargs: Any) -> None:
         access_changed()
 
 
+def _permission_input_changed(instance: Any, **kwargs: Any) -> None:
+    """A version or deployment row was written: its model's cached trading permission is
+    forgotten now and again when the transaction commits. The deployment services forget it
+    themselves; this also covers every other path (a direct lifecycle transition such as
+    deployed -> suspended or retired, the admin), so the permission's TTL is only a safety net."""
+    from governance.selectors import forget_trading_permission
+
+    model_id = getattr(instance, "model_id", None)
+    if model_id is None:
+        return
+    forget_trading_permission(model_id)
+    transaction.on_commit(lambda: forget_trading_permission(model_id))
+
+
 def connect() -> None:
-    """Bump the generation on every write that can take access away (AppConfig.ready)."""
+    """Bump the generation on every write that can take access away, and forget a model's
+    trading permission on every write of its versions or deployments (AppConfig.ready)."""
     from django.apps import apps
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group, Permission
@@ -182,6 +197,10 @@ def connect() -> None:
         post_delete.connect(_changed, sender=model, dispatch_uid=f"{uid}.delete", weak=False)
         if on_save:
             post_save.connect(_changed, sender=model, dispatch_uid=f"{uid}.save", weak=False)
+    for model in (apps.get_model("models_registry", "ModelVersion"), apps.get_model("governance", "Deployment")):
+        uid = f"governance.permission_cache.permission.{model._meta.label_lower}"
+        post_save.connect(_permission_input_changed, sender=model, dispatch_uid=f"{uid}.save", weak=False)
+        post_delete.connect(_permission_input_changed, sender=model, dispatch_uid=f"{uid}.delete", weak=False)
     for through in (user.groups.through, user.user_permissions.through, Group.permissions.through):
         uid = f"governance.permission_cache.{through._meta.label_lower}"
         m2m_changed.connect(_m2m_changed, sender=through, dispatch_uid=uid, weak=False)

@@ -345,15 +345,17 @@ if (
         f"GOVERNANCE_DEPLOYMENT_PHASES={os.environ.get('GOVERNANCE_DEPLOYMENT_PHASES')!r}: distinct phase names of "
         "lowercase letters, digits and _, comma-separated, in order"
     )
-# The trading permission (GET /api/deployments/<model>/permission) is cached and invalidated on
-# every change. With CACHE_URL (Redis) every process sees a change at once; with the default
-# in-process cache, other processes see it within GOVERNANCE_TRADING_PERMISSION_TTL seconds.
-GOVERNANCE_TRADING_PERMISSION_TTL = env_int("GOVERNANCE_TRADING_PERMISSION_TTL", 2, minimum=0)
 # Monitoring ingest (docs/monitoring.md): the most samples in one batch, and how far in the
 # future a sample's timestamp may be (the senders' clocks are not ours).
 GOVERNANCE_MONITORING_MAX_BATCH = env_int("GOVERNANCE_MONITORING_MAX_BATCH", 5000, minimum=1)
 GOVERNANCE_MONITORING_CLOCK_SKEW = env_int("GOVERNANCE_MONITORING_CLOCK_SKEW", 5, minimum=0)
 _cache_url = env_str("CACHE_URL")
+# The trading permission (GET /api/deployments/<model>/permission) is cached and forgotten on
+# every change (docs/deployments.md). With CACHE_URL (Redis) every process sees a change at
+# once, so the TTL is only a safety net (default 60 s: a shorter one sends a share of an order
+# path's reads to the full path every few seconds); with the default in-process cache, other
+# processes see a change within GOVERNANCE_TRADING_PERMISSION_TTL seconds (default 2).
+GOVERNANCE_TRADING_PERMISSION_TTL = env_int("GOVERNANCE_TRADING_PERMISSION_TTL", 60 if _cache_url else 2, minimum=0)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
     if _cache_url

@@ -214,3 +214,19 @@ def test_the_kill_switch_is_seen_at_once_through_the_fast_path(
     with django_assert_num_queries(0):
         assert client.get(_url(model.pk)).content == fast.content
     assert api(owner).get(_url(model.pk)).content == fast.content
+
+
+def test_a_direct_lifecycle_transition_is_seen_at_once_whatever_the_ttl(deployed, gateway, compliance, settings):
+    """The TTL is a safety net: a version suspended or retired by a plain lifecycle
+    transition (not a deployment service) is forgotten from the cache on commit."""
+    from models_registry import services as registry
+
+    settings.GOVERNANCE_TRADING_PERMISSION_TTL = 60
+    client = APIClient()
+    client.force_authenticate(gateway)
+    assert client.get(_url(deployed.model_id)).json()["allowed"] is True
+    registry.model_version_transition(
+        actor=compliance, version=deployed, to_status="suspended", reason="Suspended pending a data incident review."
+    )
+    answer = client.get(_url(deployed.model_id)).json()
+    assert answer["allowed"] is False and "suspended" in answer["reason"]
