@@ -48,12 +48,18 @@ _ALERT_HANDLER = ("view_monitoringalert", "acknowledge_monitoringalert", "resolv
 # subjects (the selectors scope them); legal holds are compliance's. Regulators hold no
 # permission: they see the reports on models an engagement shares with them.
 _REPORTS = ("view_report", "request_report")
+# Post-model adjustments (models_registry.PostModelAdjustment): seen by the roles that see
+# findings (the selectors scope them to the versions the user sees); recorded and withdrawn
+# by compliance officers.
+_ADJUSTMENT_VIEWER = ("view_postmodeladjustment",)
+_ADJUSTMENT_MANAGER = ("view_postmodeladjustment", "add_postmodeladjustment", "withdraw_postmodeladjustment")
 
 # codename -> roles. "transition_modelversion" is the lifecycle permission; "assign_validator"
 # assigns and unassigns validators (never the read-only oversight roles); "validate_dataset"
 # runs a dataset's rules and stores the result.
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.MODEL_OWNER: {
+        *_ADJUSTMENT_VIEWER,
         *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in _REGISTRY for action in ("add", "change", "view")),
@@ -66,6 +72,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_ALERT_VIEWER,
     },
     Role.MODEL_DEVELOPER: {
+        *_ADJUSTMENT_VIEWER,
         *_ASSESSMENT_VIEWER,
         "view_model",
         *(f"{action}_{name}" for name in ("modelversion", "dataset") for action in ("add", "change", "view")),
@@ -76,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "change_finding",
     },
     Role.VALIDATOR: {
+        *_ADJUSTMENT_VIEWER,
         *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         "view_model",
@@ -89,6 +97,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         "view_signoffrequest",
     },
     Role.RISK_MANAGER: {
+        *_ADJUSTMENT_VIEWER,
         *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         "view_model",
@@ -103,6 +112,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_ALERT_HANDLER,
     },
     Role.COMPLIANCE_OFFICER: {
+        *_ADJUSTMENT_MANAGER,
         *_REPORTS,
         "hold_report",
         *_ASSESSMENT_REQUESTER,
@@ -126,6 +136,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         *_ALERT_HANDLER,
     },
     Role.INTERNAL_AUDITOR: {
+        *_ADJUSTMENT_VIEWER,
         *_REPORTS,
         *_ASSESSMENT_VIEWER,
         "view_model",
@@ -141,6 +152,7 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     },
     Role.REGULATOR: set(),
     Role.ADMINISTRATOR: {
+        *_ADJUSTMENT_VIEWER,
         *_REPORTS,
         *_ASSESSMENT_REQUESTER,
         *(f"{action}_{name}" for name in (*_REGISTRY, "desk") for action in ("add", "change", "view")),

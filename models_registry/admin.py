@@ -22,7 +22,15 @@ from governance.admin_utils import ServiceBackedAdmin, adopt, changed_values, er
 from governance.errors import DomainError
 from models_registry import artifacts, datasets, features, lifecycle, selectors, services
 from models_registry.choices import LifecycleStatus
-from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, Model, ModelVersion, RiskAssessment
+from models_registry.models import (
+    AssessmentKind,
+    AssessmentStatus,
+    Dataset,
+    Model,
+    ModelVersion,
+    PostModelAdjustment,
+    RiskAssessment,
+)
 
 
 class LifecycleStatusFilter(admin.SimpleListFilter):
@@ -66,8 +74,52 @@ class ScopedAdmin(ServiceBackedAdmin):
         return obj is None or self._in_scope(request, obj, for_change=True)
 
 
+class ModelAdminForm(forms.ModelForm):
+    """The model's fields plus its upstream models, chosen among the models the user may see (the
+    admin cannot edit a many-to-many with its own link model; the service writes the links)."""
+
+    upstream = forms.ModelMultipleChoiceField(
+        queryset=Model.objects.none(),
+        required=False,
+        label="Upstream models",
+        help_text="The models whose outputs feed this one.",
+    )
+
+    class Meta:
+        model = Model
+        # The admin passes the fieldsets' fields; these are the editable ones.
+        fields = [
+            "name",
+            "purpose",
+            "desk",
+            "owner",
+            "description",
+            "objectives",
+            "success_criteria",
+            "constraints",
+            "is_vendor_model",
+            "vendor_name",
+            "outputs_and_users",
+            "restrictions_on_use",
+            "model_type",
+            "materiality",
+            "risk_tier_override",
+            "risk_tier_override_justification",
+        ]
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "upstream" in self.fields and user is not None:
+            choices = selectors.model_list(user=user).order_by("name")
+            if self.instance.pk is not None:
+                choices = choices.exclude(pk=self.instance.pk)
+                self.initial["upstream"] = list(self.instance.upstream_models.values_list("pk", flat=True))
+            self.fields["upstream"].queryset = choices
+
+
 @admin.register(Model)
 class ModelAdmin(ScopedAdmin):
+    form = ModelAdminForm
     list_display = [
         "name",
         "purpose",
@@ -92,6 +144,18 @@ class ModelAdmin(ScopedAdmin):
         (None, {"fields": ["name", "purpose", "desk", "owner", "description"]}),
         ("Problem definition", {"fields": ["objectives", "success_criteria", "constraints"]}),
         (
+            "Inventory: vendor, inputs, outputs and use",
+            {
+                "fields": [
+                    "is_vendor_model",
+                    "vendor_name",
+                    "upstream",
+                    "outputs_and_users",
+                    "restrictions_on_use",
+                ]
+            },
+        ),
+        (
             "Complexity and risk tier",
             {
                 "fields": [
@@ -114,6 +178,15 @@ class ModelAdmin(ScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class ScopedForm(form):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, user=request.user, **kw)
+
+        return ScopedForm
+
     @admin.display(description="complexity")
     def complexity_display(self, obj: Model) -> str:
         return obj.complexity.label if obj.model_type else "—"
@@ -130,11 +203,20 @@ class ModelAdmin(ScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool) -> None:
         if change:
-            services.model_update(actor=request.user, model=obj, changes=changed_values(form))
+            changes = changed_values(form)
+            if "upstream" in changes:
+                changes["upstream_models"] = list(changes.pop("upstream"))
+            services.model_update(actor=request.user, model=obj, changes=changes)
             return
         data = {k: v for k, v in form.cleaned_data.items() if k in services.MODEL_UPDATABLE_FIELDS | {"name"}}
+        data["upstream_models"] = list(form.cleaned_data.get("upstream") or [])
         created = services.model_create(actor=request.user, **data)
         adopt(obj, created)
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        # The service wrote the upstream links; the form has no other many-to-many to save.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 class DatasetAdminForm(forms.ModelForm):
@@ -728,3 +810,120 @@ class RiskAssessmentAdmin(ScopedAdmin):
 
 
 from models_registry import admin_access  # noqa: E402, F401  (registers the access pages)
+
+
+class AdjustmentRecordForm(forms.ModelForm):
+    class Meta:
+        model = PostModelAdjustment
+        fields = [
+            "version",
+            "adjustment",
+            "description",
+            "reason",
+            "effective_from",
+            "effective_until",
+            "approved_by",
+        ]
+
+    def _post_clean(self) -> None:
+        # The service validates and fills the rest (model, who recorded it, when).
+        pass
+
+
+class AdjustmentWithdrawForm(forms.ModelForm):
+    withdrawal_reason = forms.CharField(widget=forms.Textarea, required=True, label="Reason for withdrawing")
+
+    class Meta:
+        model = PostModelAdjustment
+        fields = ["withdrawal_reason"]
+
+    def _post_clean(self) -> None:
+        pass
+
+
+_ADJUSTMENT_READONLY = [
+    "model",
+    "version",
+    "adjustment",
+    "description",
+    "reason",
+    "effective_from",
+    "effective_until",
+    "approved_by",
+    "status_display",
+    "created_by_label",
+    "created_at",
+    "withdrawn_at",
+    "withdrawn_by_label",
+]
+
+
+@admin.register(PostModelAdjustment)
+class PostModelAdjustmentAdmin(ServiceBackedAdmin):
+    """The post-model adjustment register: compliance officers record and withdraw adjustments;
+    everyone else with ``view_postmodeladjustment`` reads those on the versions they see."""
+
+    list_display = ["pk", "model", "version", "adjustment", "status_display", "effective_from", "effective_until"]
+    list_filter = ["model"]
+    search_fields = ["model__name", "adjustment", "description"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.adjustment_list(user=request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_view_permission(request, obj):
+            return False
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # "Change" is withdrawal: only while the adjustment is scheduled or active.
+        if not request.user.has_perm("models_registry.withdraw_postmodeladjustment"):
+            return False
+        if obj is None:
+            return True
+        found = self.get_queryset(request).filter(pk=obj.pk).first()
+        return found is not None and found.status in ("scheduled", "active")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        kwargs["form"] = AdjustmentWithdrawForm if obj is not None else AdjustmentRecordForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[Any, dict[str, Any]]]:
+        if obj is None:
+            return [(None, {"fields": AdjustmentRecordForm.Meta.fields})]
+        fieldsets: list[tuple[Any, dict[str, Any]]] = [(None, {"fields": _ADJUSTMENT_READONLY})]
+        if self.has_change_permission(request, obj):
+            fieldsets.append(("Withdraw", {"fields": ["withdrawal_reason"]}))
+        else:
+            fieldsets[0][1]["fields"] = [*_ADJUSTMENT_READONLY, "withdrawal_reason"]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        if self.has_change_permission(request, obj):
+            return list(_ADJUSTMENT_READONLY)
+        return [*_ADJUSTMENT_READONLY, "withdrawal_reason"]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "version":
+            kwargs["queryset"] = selectors.model_version_list(user=request.user)
+        elif db_field.name == "approved_by":
+            from django.contrib.auth import get_user_model
+
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True).order_by("username")
+            kwargs["required"] = False
+            kwargs["help_text"] = "The compliance officer who approved it; you when left empty."
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="status")
+    def status_display(self, obj: PostModelAdjustment) -> str:
+        return str(getattr(obj, "status", "")) or "-"
+
+    def save_model(self, request: HttpRequest, obj: PostModelAdjustment, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            services.adjustment_withdraw(
+                actor=request.user, adjustment=obj, reason=form.cleaned_data.get("withdrawal_reason", "")
+            )
+            return
+        adopt(obj, services.adjustment_create(actor=request.user, **form.cleaned_data))

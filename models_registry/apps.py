@@ -17,5 +17,7 @@ class ModelsRegistryConfig(AppConfig):
             "Engagement",
             "EngagementModel",
             "RiskAssessment",
+            "ModelDependency",
+            "PostModelAdjustment",
         ):
             govern(self.get_model(model_name))

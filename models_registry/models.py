@@ -61,6 +61,26 @@ class Model(models.Model):
     risk_tier = models.PositiveSmallIntegerField(choices=RiskTier.choices, editable=False)
     risk_tier_override = models.PositiveSmallIntegerField(choices=RiskTier.choices, null=True, blank=True)
     risk_tier_override_justification = models.TextField(blank=True)
+    # Inventory attributes (SR 11-7 / SR 26-2 inventory; PRA SS1/23 Principle 1).
+    is_vendor_model = models.BooleanField(
+        default=False, help_text="A third-party (vendor) model, or one built on a vendor's product."
+    )
+    vendor_name = models.CharField(max_length=200, blank=True, help_text="Required for a vendor model.")
+    upstream_models = models.ManyToManyField(
+        "self",
+        through="ModelDependency",
+        through_fields=("model", "upstream"),
+        symmetrical=False,
+        related_name="downstream_models",
+        blank=True,
+        help_text="The models whose outputs feed this one.",
+    )
+    outputs_and_users = models.TextField(
+        blank=True, help_text="What the model produces and who or what uses it (desks, systems, other models)."
+    )
+    restrictions_on_use = models.TextField(
+        blank=True, help_text="Uses the model is not approved for, and limits on how its outputs may be used."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,6 +99,10 @@ class Model(models.Model):
             models.CheckConstraint(
                 condition=Q(risk_tier_override__isnull=True) | ~Q(risk_tier_override_justification=""),
                 name="model_tier_override_needs_justification",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_vendor_model=False) | ~Q(vendor_name=""),
+                name="model_vendor_needs_vendor_name",
             ),
         ]
 
@@ -110,6 +134,27 @@ class Model(models.Model):
         return (
             f"tier {self.risk_tier_override} by override ({self.risk_tier_override_justification}); computed {computed}"
         )
+
+
+class ModelDependency(models.Model):
+    """One edge of the model graph: ``upstream``'s outputs feed ``model``. Written only by the
+    model services, which refuse a self-reference and a cycle."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="upstream_links")
+    upstream = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="downstream_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GovernedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "upstream model link"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "upstream"], name="model_dependency_unique"),
+            models.CheckConstraint(condition=~Q(model=models.F("upstream")), name="model_dependency_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upstream} feeds {self.model}"
 
 
 class Dataset(models.Model):
@@ -404,3 +449,88 @@ class RiskAssessment(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in ASSESSMENT_FINAL_STATUSES
+
+
+class AdjustmentStatus(models.TextChoices):
+    """A post-model adjustment's status, derived from its dates and withdrawal (never stored, so it
+    cannot go stale): withdrawn once withdrawn; else expired from ``effective_until``; else active
+    from ``effective_from`` (scheduled before)."""
+
+    SCHEDULED = "scheduled", "Scheduled"
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class PostModelAdjustmentQuerySet(GovernedQuerySet):
+    def with_status(self, at: Any = None) -> PostModelAdjustmentQuerySet:
+        """Annotate ``status`` as at ``at`` (now by default)."""
+        from django.utils import timezone
+
+        at = at or timezone.now()
+        return self.annotate(
+            status=models.Case(
+                models.When(withdrawn_at__isnull=False, withdrawn_at__lte=at, then=models.Value("withdrawn")),
+                models.When(effective_until__isnull=False, effective_until__lte=at, then=models.Value("expired")),
+                models.When(effective_from__gt=at, then=models.Value("scheduled")),
+                default=models.Value("active"),
+                output_field=models.CharField(),
+            )
+        )
+
+    def in_force(self, at: Any = None) -> PostModelAdjustmentQuerySet:
+        return self.with_status(at).filter(status=AdjustmentStatus.ACTIVE)
+
+
+class PostModelAdjustment(models.Model):
+    """An adjustment applied to a model version's outputs (an overlay): PRA SS1/23 Principle 5
+    (post-model adjustments), SR 11-7 / SR 26-2 (overlays and adjustments). Recorded and withdrawn
+    by the compliance function, each with its audit event; never edited or deleted."""
+
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="post_model_adjustments")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="post_model_adjustments")
+    description = models.TextField(help_text="What is adjusted and how it is applied.")
+    reason = models.TextField(help_text="Why the model's raw output is not used as is.")
+    adjustment = models.CharField(
+        max_length=300, help_text="Kind and magnitude, e.g. 'cap: position size at most 50% of the signal's'."
+    )
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    effective_from = models.DateTimeField()
+    effective_until = models.DateTimeField(null=True, blank=True, help_text="Empty: until withdrawn.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by_label = models.CharField(max_length=200, blank=True)
+    withdrawal_reason = models.TextField(blank=True)
+
+    objects = PostModelAdjustmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-effective_from", "-pk"]
+        permissions = [("withdraw_postmodeladjustment", "Can withdraw a post-model adjustment")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_until__isnull=True) | Q(effective_until__gt=models.F("effective_from")),
+                name="adjustment_until_after_from",
+            ),
+            models.CheckConstraint(
+                condition=(Q(withdrawn_at__isnull=True) & Q(withdrawal_reason=""))
+                | (Q(withdrawn_at__isnull=False) & ~Q(withdrawal_reason="")),
+                name="adjustment_withdrawal_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjustment {self.pk} on {self.version}: {self.adjustment}"
+
+    def status_at(self, at: Any) -> str:
+        if self.withdrawn_at is not None and self.withdrawn_at <= at:
+            return AdjustmentStatus.WITHDRAWN.value
+        if self.effective_until is not None and self.effective_until <= at:
+            return AdjustmentStatus.EXPIRED.value
+        if self.effective_from > at:
+            return AdjustmentStatus.SCHEDULED.value
+        return AdjustmentStatus.ACTIVE.value

@@ -30,7 +30,15 @@ from django.utils import timezone
 from governance.models import Desk
 from models_registry import lifecycle
 from models_registry.choices import Classification
-from models_registry.models import Dataset, EngagementModel, Model, ModelVersion, RiskAssessment
+from models_registry.models import (
+    Dataset,
+    EngagementModel,
+    Model,
+    ModelVersion,
+    PostModelAdjustment,
+    PostModelAdjustmentQuerySet,
+    RiskAssessment,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -116,6 +124,18 @@ def assessment_list(*, user: User) -> QuerySet[RiskAssessment]:
     """Risk assessments of the versions ``user`` may see, for holders of ``view_riskassessment``."""
     qs = RiskAssessment.objects.select_related("model", "version", "requested_by")
     if not user.is_authenticated or not user.has_perm("models_registry.view_riskassessment"):
+        return qs.none()
+    scope = _model_scope(user, for_change=False)
+    if scope is None:
+        return qs
+    return qs.filter(model__in=Model.objects.filter(scope).values("pk"))
+
+
+def adjustment_list(*, user: User) -> PostModelAdjustmentQuerySet:
+    """Post-model adjustments on the versions ``user`` may see, for holders of
+    ``view_postmodeladjustment`` (scoped as findings are), with ``status`` annotated as at now."""
+    qs = PostModelAdjustment.objects.select_related("model", "version", "approved_by").with_status()
+    if not user.is_authenticated or not user.has_perm("models_registry.view_postmodeladjustment"):
         return qs.none()
     scope = _model_scope(user, for_change=False)
     if scope is None:

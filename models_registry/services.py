@@ -27,7 +27,16 @@ from governance.errors import Conflict, InvalidArtifact, InvalidTransition, NotP
 from governance.models import Desk
 from models_registry import artifacts, datasets, features, lifecycle, segregation, selectors
 from models_registry.choices import LifecycleStatus, ValidationStatus
-from models_registry.models import Dataset, DatasetGrant, Engagement, EngagementModel, Model, ModelGrant, ModelVersion
+from models_registry.models import (
+    Dataset,
+    DatasetGrant,
+    Engagement,
+    EngagementModel,
+    Model,
+    ModelDependency,
+    ModelGrant,
+    ModelVersion,
+)
 
 MODEL_UPDATABLE_FIELDS = frozenset(
     {
@@ -42,6 +51,11 @@ MODEL_UPDATABLE_FIELDS = frozenset(
         "materiality",
         "risk_tier_override",
         "risk_tier_override_justification",
+        "is_vendor_model",
+        "vendor_name",
+        "upstream_models",
+        "outputs_and_users",
+        "restrictions_on_use",
     }
 )
 DATASET_UPDATABLE_FIELDS = frozenset(
@@ -132,6 +146,105 @@ def _check_tier_override(model: Model) -> None:
         model.risk_tier_override_justification = ""
 
 
+def _check_vendor(model: Model) -> None:
+    if model.is_vendor_model and not model.vendor_name.strip():
+        raise ValidationError({"vendor_name": ["a vendor (third-party) model needs the vendor's name"]})
+    if not model.is_vendor_model and model.vendor_name:
+        model.vendor_name = ""  # An in-house model has no vendor: a stale name would mislead the inventory.
+
+
+def _model_snapshot(model: Model) -> dict[str, Any]:
+    """The model's fields and its upstream models (primary keys, sorted): the graph is part of
+    the inventory entry, so its changes are in the model's own events too."""
+    upstream = sorted(ModelDependency.objects.filter(model_id=model.pk).values_list("upstream_id", flat=True))
+    return snapshot(model) | {"upstream_models": upstream}
+
+
+def _upstream_closure(start: set[int]) -> tuple[set[int], dict[int, int]]:
+    """Every model reachable from ``start`` by following upstream links, and for each the model
+    it was reached from (to print the path of a cycle)."""
+    edges: dict[int, list[int]] = {}
+    for downstream, upstream in ModelDependency.objects.values_list("model_id", "upstream_id"):
+        edges.setdefault(downstream, []).append(upstream)
+    seen = set(start)
+    came_from: dict[int, int] = {}
+    frontier = list(start)
+    while frontier:
+        current = frontier.pop()
+        for upstream in edges.get(current, ()):
+            if upstream not in seen:
+                seen.add(upstream)
+                came_from[upstream] = current
+                frontier.append(upstream)
+    return seen, came_from
+
+
+def _clean_upstream(actor: Actor, model_pk: int | None, upstream: Any) -> list[Model]:
+    """Check the proposed upstream models and lock the part of the graph the check reads.
+
+    Refused, naming ``upstream_models``: the model itself, a model the actor may not see, and a
+    model already fed (directly or not) by this one, which would close a cycle. The rows of the
+    model, the proposed upstream models and everything upstream of them are locked in primary-key
+    order before the graph is read again, so two concurrent changes that together would close a
+    cycle are serialised (both lock the lowest model on it) and the second sees the first's link.
+    """
+    if upstream is None:
+        return []
+    models_in = list(upstream)
+    if any(not isinstance(m, Model) or m.pk is None for m in models_in):
+        raise ValidationError({"upstream_models": ["a list of registered models"]})
+    wanted = {m.pk for m in models_in}
+    if model_pk is not None and model_pk in wanted:
+        raise ValidationError({"upstream_models": ["a model cannot feed itself"]})
+    if isinstance(actor, AbstractBaseUser):
+        visible = set(selectors.model_list(user=actor).filter(pk__in=wanted).values_list("pk", flat=True))
+        hidden = sorted(wanted - visible)
+        if hidden:
+            raise ValidationError({"upstream_models": [f"no such model: {', '.join(f'#{pk}' for pk in hidden)}"]})
+    closure, _ = _upstream_closure(wanted)
+    lock = sorted(closure | ({model_pk} if model_pk is not None else set()))
+    list(Model.objects.select_for_update().filter(pk__in=lock).order_by("pk").values_list("pk", flat=True))
+    if model_pk is not None:
+        closure, came_from = _upstream_closure(wanted)
+        if model_pk in closure:
+            path = [model_pk]
+            while path[-1] not in wanted:
+                path.append(came_from[path[-1]])
+            names = dict(Model.objects.filter(pk__in=path).values_list("pk", "name"))
+            chain = " <- ".join(names[pk] for pk in reversed(path))
+            raise ValidationError(
+                {
+                    "upstream_models": [
+                        f"{names[path[-1]]} already depends on {names[model_pk]} ({chain} <- {names[model_pk]}): "
+                        "making it upstream would close a cycle"
+                    ]
+                }
+            )
+    return sorted(models_in, key=lambda m: m.pk)
+
+
+def _write_upstream(*, actor: Actor, model: Model, upstream: list[Model], reason: str) -> None:
+    """Make ``model``'s upstream links exactly ``upstream``, one audit event per link added or removed."""
+    current = {link.upstream_id: link for link in ModelDependency.objects.filter(model=model)}
+    wanted = {m.pk: m for m in upstream}
+    for pk, link in sorted(current.items()):
+        if pk not in wanted:
+            record_event(
+                actor=actor, action="model.upstream_removed", target=link, before=snapshot(link), reason=reason
+            )
+            link.delete()
+    for pk, upstream_model in sorted(wanted.items()):
+        if pk not in current:
+            link = ModelDependency.objects.create(model=model, upstream=upstream_model)
+            record_event(
+                actor=actor,
+                action="model.upstream_added",
+                target=link,
+                after=snapshot(link) | {"model_name": model.name, "upstream_name": upstream_model.name},
+                reason=reason,
+            )
+
+
 @audited_change()
 def model_create(
     *,
@@ -148,9 +261,18 @@ def model_create(
     constraints: str = "",
     risk_tier_override: int | None = None,
     risk_tier_override_justification: str = "",
+    is_vendor_model: bool = False,
+    vendor_name: str = "",
+    upstream_models: list[Model] | None = None,
+    outputs_and_users: str = "",
+    restrictions_on_use: str = "",
     reason: str = "",
 ) -> Model:
     """Register a model in the inventory; its tier is computed from type and materiality.
+
+    Its inventory attributes: a vendor flag with the vendor's name (required with the flag),
+    the models whose outputs feed it (``upstream_models``: visible to the actor, never itself),
+    its outputs and their users, and its restrictions on use.
 
     Who registers what (a person must be able to see, and answer for, what they register):
 
@@ -188,12 +310,19 @@ def model_create(
         constraints=constraints,
         risk_tier_override=risk_tier_override,
         risk_tier_override_justification=risk_tier_override_justification,
+        is_vendor_model=is_vendor_model,
+        vendor_name=vendor_name,
+        outputs_and_users=outputs_and_users,
+        restrictions_on_use=restrictions_on_use,
     )
     _check_tier_override(model)
+    _check_vendor(model)
     model.full_clean(exclude=["risk_tier"])
     _normalise_materiality(model)
+    upstream = _clean_upstream(actor, None, upstream_models)
     model.save()
-    record_event(actor=actor, action="model.created", target=model, after=snapshot(model), reason=reason)
+    _write_upstream(actor=actor, model=model, upstream=upstream, reason=reason)
+    record_event(actor=actor, action="model.created", target=model, after=_model_snapshot(model), reason=reason)
     _require_visible_after_write(actor, selectors.model_list, model, "register")
     return model
 
@@ -209,19 +338,30 @@ def model_update(*, actor: Actor, model: Model, changes: dict[str, Any], reason:
     _require_permission(actor, "models_registry.change_model", "change models")
     _require_scope(actor, selectors.model_list, model, "change")
     _refuse_unknown(changes, MODEL_UPDATABLE_FIELDS, "model")
+    changes = dict(changes)
+    upstream = None
+    if "upstream_models" in changes:
+        # Locks the model with the graph around it, in primary-key order (see _clean_upstream).
+        upstream = _clean_upstream(actor, model.pk, changes.pop("upstream_models"))
     model = Model.objects.select_for_update().get(pk=model.pk)
     if "owner" in changes and getattr(changes["owner"], "pk", None) != model.owner_id:
         _require_own_unless_administrator(actor, changes["owner"], f"hand model {model.name} over")
-    before = snapshot(model)
+    before = _model_snapshot(model)
     for field, value in changes.items():
         setattr(model, field, value)
     _check_tier_override(model)
+    _check_vendor(model)
     model.full_clean(exclude=["risk_tier"])
     _normalise_materiality(model)
-    if not _changed(before, snapshot(model)):
+    proposed = snapshot(model) | {
+        "upstream_models": before["upstream_models"] if upstream is None else sorted(m.pk for m in upstream)
+    }
+    if not _changed(before, proposed):
         return model  # Saving would bump updated_at: a write with nothing to audit.
     model.save()
-    after = snapshot(model)
+    if upstream is not None:
+        _write_upstream(actor=actor, model=model, upstream=upstream, reason=reason)
+    after = _model_snapshot(model)
     record_event(actor=actor, action="model.updated", target=model, before=before, after=after, reason=reason)
     _require_visible_after_write(actor, selectors.model_list, model, "change")
     return model
@@ -860,8 +1000,14 @@ def dataset_content(*, actor: Actor, dataset: Dataset) -> bytes:
     return content
 
 
-# --- Risk assessments ---------------------------------------------------------------------------
-# In their own module for length; still services, the one place that writes them.
+# --- Risk assessments and post-model adjustments ------------------------------------------------
+# In their own modules for length; still services, the one place that writes them.
+from models_registry.adjustment_services import (  # noqa: E402
+    adjustment_create as adjustment_create,
+)
+from models_registry.adjustment_services import (  # noqa: E402
+    adjustment_withdraw as adjustment_withdraw,
+)
 from models_registry.assessment_services import (  # noqa: E402
     assessment_cancel as assessment_cancel,
 )

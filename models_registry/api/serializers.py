@@ -18,7 +18,16 @@ from models_registry.choices import (
     RiskTier,
     SourceKind,
 )
-from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, Model, ModelVersion, RiskAssessment
+from models_registry.models import (
+    AdjustmentStatus,
+    AssessmentKind,
+    AssessmentStatus,
+    Dataset,
+    Model,
+    ModelVersion,
+    PostModelAdjustment,
+    RiskAssessment,
+)
 
 User = get_user_model()
 
@@ -31,6 +40,9 @@ class ModelOutputSerializer(serializers.ModelSerializer):
     tier_rationale = serializers.CharField(read_only=True)
     lifecycle_status = serializers.CharField(read_only=True)
     materiality = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=True)
+    upstream_models = serializers.SerializerMethodField(
+        help_text="Names of the models whose outputs feed this one (those the caller may see)."
+    )
 
     class Meta:
         model = Model
@@ -52,11 +64,31 @@ class ModelOutputSerializer(serializers.ModelSerializer):
             "risk_tier_override",
             "risk_tier_override_justification",
             "tier_rationale",
+            "is_vendor_model",
+            "vendor_name",
+            "upstream_models",
+            "outputs_and_users",
+            "restrictions_on_use",
             "lifecycle_status",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_upstream_models(self, obj: Model) -> list[str]:
+        # Prefetched by the view through the caller's scope (``visible_upstream``): a model the
+        # caller may not see is not named.
+        visible = getattr(obj, "visible_upstream", None)
+        if visible is None:
+            request = self.context.get("request")
+            user = getattr(request, "user", None)
+            if user is None:
+                return []
+            from models_registry.selectors import model_list
+
+            visible = list(model_list(user=user).filter(downstream_links__model=obj).order_by("name"))
+        return [m.name for m in visible]
 
 
 class ModelUpdateSerializer(serializers.Serializer):
@@ -72,6 +104,17 @@ class ModelUpdateSerializer(serializers.Serializer):
     constraints = serializers.CharField(required=False, allow_blank=True)
     risk_tier_override = serializers.ChoiceField(choices=RiskTier.choices, required=False, allow_null=True)
     risk_tier_override_justification = serializers.CharField(required=False, allow_blank=True)
+    is_vendor_model = serializers.BooleanField(required=False)
+    vendor_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    upstream_models = serializers.SlugRelatedField(
+        slug_field="name",
+        many=True,
+        required=False,
+        queryset=Model.objects.none(),  # the caller's models: set by the view (restrict_related)
+        help_text="Names of the models whose outputs feed this one.",
+    )
+    outputs_and_users = serializers.CharField(required=False, allow_blank=True)
+    restrictions_on_use = serializers.CharField(required=False, allow_blank=True)
 
 
 class ModelCreateSerializer(ModelUpdateSerializer):
@@ -330,3 +373,56 @@ class AssessmentRequestSerializer(serializers.Serializer):
 
 class AssessmentCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class AdjustmentOutputSerializer(serializers.ModelSerializer):
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    version_label = serializers.CharField(source="version.version", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status = serializers.ChoiceField(
+        choices=AdjustmentStatus.choices, read_only=True, help_text="As at the response (derived, never stored)."
+    )
+
+    class Meta:
+        model = PostModelAdjustment
+        fields = [
+            "id",
+            "model",
+            "model_name",
+            "version",
+            "version_label",
+            "description",
+            "reason",
+            "adjustment",
+            "approved_by",
+            "effective_from",
+            "effective_until",
+            "status",
+            "created_by_label",
+            "created_at",
+            "withdrawn_at",
+            "withdrawn_by_label",
+            "withdrawal_reason",
+        ]
+        read_only_fields = fields
+
+
+class AdjustmentCreateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="Id of a version you can see (404 otherwise).")
+    description = serializers.CharField()
+    reason = serializers.CharField()
+    adjustment = serializers.CharField(max_length=300, help_text="Kind and magnitude.")
+    effective_from = serializers.DateTimeField()
+    effective_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    approved_by = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=User.objects.filter(is_active=True),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The compliance officer who approved it; you by default.",
+    )
+
+
+class AdjustmentWithdrawSerializer(serializers.Serializer):
+    reason = serializers.CharField()

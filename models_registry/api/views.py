@@ -81,7 +81,16 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedView
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.model_list(user=self.request.user)
+        user = self.request.user
+        # Upstream models named only when the caller may see them (one query for the page).
+        visible_upstream = Prefetch(
+            "upstream_models", queryset=selectors.model_list(user=user).order_by("name"), to_attr="visible_upstream"
+        )
+        return selectors.model_list(user=user).prefetch_related(visible_upstream)
+
+    def restrict_related(self, serializer: BaseSerializer) -> None:
+        if "upstream_models" in serializer.fields:
+            serializer.fields["upstream_models"].child_relation.queryset = selectors.model_list(user=self.request.user)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelOutputSerializer})
     def create(self, request: Request) -> Response:
@@ -301,3 +310,40 @@ class AssessmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Scope
         data = self._input(s.AssessmentCancelSerializer)
         assessment = services.assessment_cancel(actor=request.user, assessment=assessment, reason=data["reason"])
         return self._output(assessment)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List post-model adjustments",
+        description="Adjustments on versions the caller can see (as findings are scoped); status as at now.",
+    ),
+    retrieve=extend_schema(summary="One post-model adjustment", responses={200: s.AdjustmentOutputSerializer}),
+)
+class AdjustmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ScopedViewSet):
+    """The post-model adjustment register: record (compliance officers), list, read, withdraw."""
+
+    output_serializer_class = s.AdjustmentOutputSerializer
+    create_serializer_class = s.AdjustmentCreateSerializer
+    update_serializer_class = s.AdjustmentWithdrawSerializer
+    filterset_fields = ["model", "version"]
+    ordering_fields = ["effective_from", "created_at"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.adjustment_list(user=self.request.user)
+
+    @extend_schema(request=s.AdjustmentCreateSerializer, responses={201: s.AdjustmentOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = self._input(s.AdjustmentCreateSerializer)
+        version = selectors.model_version_list(user=request.user).filter(pk=data.pop("version")).first()
+        if version is None:
+            raise Http404("No such version.")
+        adjustment = services.adjustment_create(actor=request.user, version=version, **data)
+        return self._output(adjustment, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.AdjustmentWithdrawSerializer, responses={200: s.AdjustmentOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        data = self._input(s.AdjustmentWithdrawSerializer)
+        adjustment = services.adjustment_withdraw(actor=request.user, adjustment=self.get_object(), **data)
+        return self._output(adjustment)

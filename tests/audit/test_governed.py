@@ -92,6 +92,19 @@ def existing(
         "governance.monitoringalert": lambda: _monitoring_alert(request),
         "models_registry.riskassessment": lambda: _risk_assessment(make_version, make_dataset),
         "governance.report": lambda: _report(request, make_model),
+        "models_registry.modeldependency": lambda: registry_services.model_update(
+            actor=SystemActor("tests"),
+            model=make_model(name="downstream"),
+            changes={"upstream_models": [make_model(name="upstream")]},
+        ).upstream_links.get(),
+        "models_registry.postmodeladjustment": lambda: registry_services.adjustment_create(
+            actor=request.getfixturevalue("compliance"),
+            version=request.getfixturevalue("validated_version"),
+            description="walk",
+            reason="walk",
+            adjustment="cap: walk",
+            effective_from=timezone.now(),
+        ),
         "governance.finding": lambda: governance_services.finding_raise(
             actor=request.getfixturevalue("validator"),
             version=request.getfixturevalue("validated_version"),
@@ -276,6 +289,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "governance.monitoringalert": {"message": "changed"},
     "models_registry.riskassessment": {"current_step": "changed"},
     "governance.report": {"step": "changed"},
+    "models_registry.modeldependency": {"upstream_id": F("upstream_id")},
+    "models_registry.postmodeladjustment": {"description": "changed"},
 }
 
 
