@@ -76,7 +76,8 @@ def daily_pnl(
         axes.set_xticks(positions[::step], [day[5:] for day in days[::step]], rotation=45, ha="right")
         axes.set_ylabel(currency)
         axes.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
-        axes.legend(loc="best", frameon=False)
+        # Above the plot area, never over the bars or the line.
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=2, frameon=False, borderaxespad=0)
         return _svg(figure)
 
 
@@ -110,7 +111,8 @@ def dated_lines(
         if percent:
             axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         axes.grid(axis="y", linewidth=0.3, color="#ccc")
-        axes.legend(frameon=False, loc="best")
+        # Above the plot area: "best" still put it over a line when the series fill the axes.
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=len(series), frameon=False, borderaxespad=0)
         return _svg(figure)
 
 

@@ -435,7 +435,7 @@ def _null_meaning(name: str, metrics: dict[str, Any], live: Deployment | None) -
             return "the deployment's own maximum daily loss"
         if live.max_daily_loss is None:
             return "the deployment has no maximum daily loss: the rule is not computed"
-        return f"the deployment's own maximum daily loss, {live.max_daily_loss} {live.currency}"
+        return f"the deployment's own maximum daily loss, {live.max_daily_loss:,} {live.currency}"
     return ""
 
 
