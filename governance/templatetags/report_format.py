@@ -105,3 +105,9 @@ def parameter(value: Any) -> Any:
     except ValueError:
         return value
     return _readable(decoded)
+
+
+@register.filter
+def words(value: Any) -> Any:
+    """A stored choice value (``rolled_back``, ``require_approval``) as words: ``rolled back``."""
+    return value.replace("_", " ") if isinstance(value, str) else value

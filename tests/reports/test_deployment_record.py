@@ -107,7 +107,7 @@ def test_the_change_approvals_and_phase_plan_are_the_stored_ones(record, rolled_
     )
     assert plan["policy_limits"]["min_duration"] == "14 days (336h)"  # the shipped parameters
     assert plan["policy_limits"]["max_capital_fraction"] == "0.2"
-    assert "5000000.00 USD" in text
+    assert "5,000,000.00 USD" in text  # amounts are printed with thousands separators
 
 
 def test_kill_switch_rollback_and_results_after_deployment(record, rolled_back):
@@ -130,7 +130,7 @@ def test_kill_switch_rollback_and_results_after_deployment(record, rolled_back):
     assert monitoring["correct"] == right and monitoring["accuracy"] == round(right / 1000, 4)
     assert Decimal(monitoring["total_pnl"]) == stored.aggregate(total=Sum("pnl"))["total"]
     assert monitoring["baseline_accuracy"] == 0.6
-    assert f"Total P&L {monitoring['total_pnl']} USD" in text
+    assert f"Total P&L {Decimal(monitoring['total_pnl']):,.2f} USD" in text
     assert re.search(rf"Monitoring samples\s+{monitoring['sample_count']},", text)
     # Drawdown: the largest fall of the cumulative daily P&L, recomputed from the days.
     peak, worst = Decimal(0), Decimal(0)
