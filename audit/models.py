@@ -7,6 +7,8 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.db import models
 
+from audit.fields import CanonicalJSONField
+
 
 class AppendOnlyError(Exception):
     """Raised when code tries to change or remove an audit event."""
@@ -47,8 +49,8 @@ class Event(models.Model):
     object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64, db_index=True, blank=True)
     object_repr = models.CharField(max_length=300, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
+    before = CanonicalJSONField(null=True, blank=True)
+    after = CanonicalJSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)

@@ -200,15 +200,15 @@ _EVENT_ROW = (
 def _event_columns(connection: BaseDatabaseWrapper) -> tuple[list[Field], list[str]]:
     """The event's fields in the writer's row order, and a placeholder for each.
 
-    ``before`` and ``after`` are passed as their RFC 8785 text: stored as it is on SQLite
-    (where a JSON column is text), cast to ``jsonb`` on PostgreSQL; no second JSON encoding.
+    ``before`` and ``after`` are passed as their RFC 8785 text, stored as it is (text on
+    SQLite, ``json`` on PostgreSQL: decision 0015); no second JSON encoding.
     """
     fields = [Event._meta.get_field(name) for name in _EVENT_ROW]
     if fields != list(Event._meta.concrete_fields):
         raise RuntimeError("audit.services._EVENT_ROW no longer matches the Event model's fields")
     placeholders = ["%s"] * len(fields)
     if connection.vendor == "postgresql":
-        placeholders[8] = placeholders[9] = "%s::jsonb"
+        placeholders[8] = placeholders[9] = "%s::json"
     return fields, placeholders
 
 

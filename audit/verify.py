@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,13 +207,14 @@ def row_canonical_bytes(row: tuple[Any, ...], naive_is_utc: bool) -> bytes:
 #   any column hold any type: ``json_quote`` writes a value of another type as another
 #   JSON type (an integer as a number, text as a string, NULL as null), so the text then
 #   differs; the spliced and sliced columns have their types checked.
-# - PostgreSQL: ``before``/``after`` are jsonb, whose text is not RFC 8785, so the stored
-#   canonical text is parsed by the server and compared as jsonb with the object built from
-#   the columns: equal strings, numerically equal numbers, the same structure. The
-#   timestamp is formatted by ``to_char`` for years 1000-9999 only (the form
-#   ``hashing.format_timestamp`` writes there); anything else is NULL, hence unequal. The
-#   client address is written by inet's output function (``format('%s', ...)``), as the
-#   driver reads it: ``10.0.0.1``, where a cast to text would say ``10.0.0.1/32``.
+# - PostgreSQL: the same, with PostgreSQL's own functions: ``before``/``after`` are ``json``
+#   columns, which keep the RFC 8785 text the writer sent (decision 0015), and ``to_json``
+#   writes a string literal as RFC 8785 does (the same escapes: \b \t \n \f \r, \", \\ and
+#   \u00xx in lower case for other control characters; everything else as it is); the same
+#   splice guard. The timestamp is formatted by ``to_char`` for years 1000-9999 only (the
+#   form ``hashing.format_timestamp`` writes there); anything else is NULL, hence unequal.
+#   The client address is written by inet's output function (``format('%s', ...)``), as
+#   the driver reads it: ``10.0.0.1``, where a cast to text would say ``10.0.0.1/32``.
 #
 # Either way, when the flag holds and the stored text hashes to the stored leaf hash, the
 # columns hold the hashed content: altering any column (the canonical text included)
@@ -242,24 +244,20 @@ FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq
 
 _POSTGRES_FAST = """
 SELECT seq, canonical, leaf_hash, prev_hash, entry_hash,
-  canonical::jsonb = jsonb_build_object(
-    'v', 1,
-    'seq', seq,
-    'timestamp', CASE WHEN "timestamp" >= '1000-01-01 00:00:00+00' AND "timestamp" < '10000-01-01 00:00:00+00'
-      THEN to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
-    'actor_id', actor_id,
-    'actor_label', actor_label,
-    'action', action,
-    'object_type', object_type,
-    'object_id', object_id,
-    'object_repr', object_repr,
-    'before', "before",
-    'after', "after",
-    'reason', reason,
-    'request_id', request_id,
-    'client_address', nullif(format('%%s', client_address), ''),
-    'policy_set_hash', policy_set_hash
-  )
+  strpos(coalesce("before"::text, ''), ',"before":') = 0 AND strpos(coalesce("after"::text, ''), ',"before":') = 0
+  AND canonical = '{"action":' || to_json(action)::text || ',"actor_id":' || coalesce(actor_id::text, 'null')
+    || ',"actor_label":' || to_json(actor_label)::text
+    || ',"after":' || coalesce("after"::text, 'null') || ',"before":' || coalesce("before"::text, 'null')
+    || ',"client_address":'
+    || CASE WHEN client_address IS NULL THEN 'null' ELSE to_json(format('%%s', client_address))::text END
+    || ',"object_id":' || to_json(object_id)::text || ',"object_repr":' || to_json(object_repr)::text
+    || ',"object_type":' || to_json(object_type)::text || ',"policy_set_hash":' || to_json(policy_set_hash)::text
+    || ',"reason":' || to_json(reason)::text || ',"request_id":' || to_json(request_id)::text
+    || ',"seq":' || seq::text
+    || ',"timestamp":' || to_json(CASE
+      WHEN "timestamp" >= '1000-01-01 00:00:00+00' AND "timestamp" < '10000-01-01 00:00:00+00'
+        THEN to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END)::text
+    || ',"v":1}'
 FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq
 """
 
@@ -394,6 +392,15 @@ class _StitchedTree:
         """The levels above the ranges' own, as (level, hashes by index)."""
         for number in range(1, self._upper.height):
             yield self._height + number, self._upper.level_hashes(number)
+
+
+def default_workers() -> int:
+    """Worker processes for a large log: one per CPU (at most 4); on PostgreSQL one more,
+    because each worker waits for the server's share of its range, which runs on the
+    same CPUs (docs/benchmarks.md)."""
+    cpus = os.cpu_count() or 1
+    extra = 1 if connection.vendor == "postgresql" else 0
+    return min(4, cpus) + extra
 
 
 def verify_log_fast(*, chunk_size: int = 8192, workers: int = 1) -> Verification | None:

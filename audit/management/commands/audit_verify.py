@@ -4,7 +4,6 @@ of the audit log, or of an exported bundle (with no database access)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.selectors import log_size
-from audit.verify import Verification, verify_log
+from audit.verify import Verification, default_workers, verify_log
 
 # Below this, starting worker processes costs more than they save.
 PARALLEL_FROM = 100_000
@@ -34,8 +33,8 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=None,
-            help="Processes that canonicalise and hash events (default: one per CPU, at most 4, "
-            f"for logs of {PARALLEL_FROM:,} events or more; else 1).",
+            help="Processes that check and hash ranges of events (default: one per CPU, at most 4, "
+            f"and one more on PostgreSQL, for logs of {PARALLEL_FROM:,} events or more; else 1).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -58,7 +57,7 @@ class Command(BaseCommand):
         else:
             workers = options["workers"]
             if workers is None:
-                workers = min(4, os.cpu_count() or 1) if log_size() >= PARALLEL_FROM else 1
+                workers = default_workers() if log_size() >= PARALLEL_FROM else 1
             result = verify_log(workers=max(1, workers))
         if options["json"]:
             payload = {
