@@ -166,6 +166,9 @@ def report_request(
     """Ask for a report; it is stored queued (``report.requested``) and its job is sent once
     that has committed (in eager mode it has run by the time this returns).
 
+    A type with a default period (``default_period_days``: the self-assessment's 365) requested
+    with neither end of a period gets the last that many UTC days ending today, inclusive.
+
     Refused, with nothing stored: an unknown type, a subject the type does not take or lacks,
     a bad or reversed period, an unknown retention class (``ValidationError`` naming the
     field); a subject the actor cannot see (404); a missing ``governance.request_report``, or
@@ -179,12 +182,15 @@ def report_request(
         known = ", ".join(sorted(registry.report_types()))
         raise ValidationError({"report_type": [f"unknown report type {report_type!r} (known: {known})"]})
     start, end = _parse_date(period_from, "period_from"), _parse_date(period_to, "period_to")
+    today = timezone.now().astimezone(dt.UTC).date()
+    if start is None and end is None and chosen.default_period_days:
+        # A type with a default period (the annual self-assessment): the last N UTC days ending today.
+        start, end = today - dt.timedelta(days=chosen.default_period_days - 1), today
     if (start is None) != (end is None):
         missing = "period_to" if end is None else "period_from"
         raise ValidationError({missing: ["a period needs both period_from and period_to"]})
     if start is not None and start > end:
         raise ValidationError({"period_from": [f"period_from {start} is after period_to {end}"]})
-    today = timezone.now().astimezone(dt.UTC).date()
     if start is not None and start > today:
         raise ValidationError({"period_from": [f"period_from {start} is in the future (today is {today} UTC)"]})
     retention = retention_class or settings.GOVERNANCE_DEFAULT_RETENTION_CLASS

@@ -211,12 +211,12 @@ def _clean_upstream(actor: Actor, model_pk: int | None, upstream: Any) -> list[M
             while path[-1] not in wanted:
                 path.append(came_from[path[-1]])
             names = dict(Model.objects.filter(pk__in=path).values_list("pk", "name"))
-            chain = " <- ".join(names[pk] for pk in reversed(path))
+            chain = " -> ".join(names[pk] for pk in path)  # in feeding order: each feeds the next
             raise ValidationError(
                 {
                     "upstream_models": [
-                        f"{names[path[-1]]} already depends on {names[model_pk]} ({chain} <- {names[model_pk]}): "
-                        "making it upstream would close a cycle"
+                        f"{names[path[-1]]} already depends on {names[model_pk]} ({chain}): making it upstream "
+                        f"of {names[model_pk]} would close a cycle"
                     ]
                 }
             )

@@ -82,6 +82,10 @@ class DemoModel:
     estimator: BaseEstimator
     lifecycle: tuple[str, ...]  # statuses to walk through after registration
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    # Inventory attributes. Every demo model is built in-house (no vendor) from its own ticker's
+    # price datasets: none consumes another model's output, so none has upstream models.
+    outputs_and_users: str = ""
+    restrictions_on_use: str = ""
 
 
 def _scaled(estimator: BaseEstimator) -> Pipeline:
@@ -104,6 +108,14 @@ MODELS = (
         constraints="Daily rebalancing only; at most USD 2m gross exposure; no use in execution.",
         estimator=_scaled(LinearRegression()),
         lifecycle=("in_development", "submitted_for_validation", "validated"),
+        outputs_and_users=(
+            "Next-day NVDA log-return forecast at the close; used by the equities-alpha desk to size its NVDA "
+            "directional overlay."
+        ),
+        restrictions_on_use=(
+            "Sizing input to the NVDA directional overlay only: not for execution scheduling, risk limits or "
+            "other instruments."
+        ),
     ),
     DemoModel(
         name="nvda-direction-logistic",
@@ -121,6 +133,15 @@ MODELS = (
         estimator=_scaled(LogisticRegression(C=1.0, max_iter=1000)),
         lifecycle=("in_development", "submitted_for_validation", "validated"),
         hyperparameters={"C": 1.0, "max_iter": 1000},
+        outputs_and_users=(
+            "Probability that NVDA closes higher tomorrow and a long/flat signal at the close; used by the "
+            "equities-alpha desk to tilt its NVDA inventory and, once deployed, by the trading system through the "
+            "trading permission."
+        ),
+        restrictions_on_use=(
+            "Long/flat NVDA positions only (no short from its signal); within the deployment phase's capital and "
+            "daily-loss limits; not for other instruments."
+        ),
     ),
     DemoModel(
         name="orcl-regime-tree",
@@ -138,6 +159,11 @@ MODELS = (
         estimator=DecisionTreeClassifier(max_depth=4, min_samples_leaf=50, random_state=7),
         lifecycle=("in_development", "submitted_for_validation", "validated"),
         hyperparameters={"max_depth": 4, "min_samples_leaf": 50, "random_state": 7},
+        outputs_and_users=(
+            "Adverse-regime flag for ORCL's next day; used by the risk function when setting the execution desk's "
+            "ORCL limits."
+        ),
+        restrictions_on_use="Advisory input to risk limits only: never trades on its own and is not an alpha signal.",
     ),
     DemoModel(
         name="nvda-direction-forest",
@@ -155,6 +181,11 @@ MODELS = (
         estimator=RandomForestClassifier(n_estimators=100, max_depth=5, min_samples_leaf=20, random_state=7, n_jobs=1),
         lifecycle=("in_development", "submitted_for_validation"),
         hyperparameters={"n_estimators": 100, "max_depth": 5, "min_samples_leaf": 20, "random_state": 7},
+        outputs_and_users=(
+            "Probability that NVDA closes higher tomorrow; compared with the logistic model by the equities-alpha "
+            "desk's research."
+        ),
+        restrictions_on_use="Research comparison only until it is validated and approved: no trading use.",
     ),
     DemoModel(
         name="orcl-execution-svm",
@@ -172,6 +203,14 @@ MODELS = (
         estimator=_scaled(SVC(C=1.0, kernel="rbf", gamma="scale")),
         lifecycle=("in_development", "submitted_for_validation"),
         hyperparameters={"C": 1.0, "kernel": "rbf", "gamma": "scale"},
+        outputs_and_users=(
+            "Front-load or back-load decision for ORCL parent orders; used by the execution desk's scheduling of "
+            "those orders."
+        ),
+        restrictions_on_use=(
+            "ORCL parent-order scheduling only: it never sets order sizes or venues, which the execution "
+            "algorithm's limits set."
+        ),
     ),
     DemoModel(
         name="nvda-direction-mlp",
@@ -191,6 +230,10 @@ MODELS = (
         ),
         lifecycle=("in_development", "submitted_for_validation", "rejected"),
         hyperparameters={"hidden_layer_sizes": [32, 16], "max_iter": 300, "early_stopping": True, "random_state": 7},
+        outputs_and_users=(
+            "Probability that NVDA closes higher tomorrow; used by the equities-alpha desk's research only."
+        ),
+        restrictions_on_use="Research only until explainability evidence is accepted: no trading use.",
     ),
 )
 

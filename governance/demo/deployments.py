@@ -247,7 +247,26 @@ def _scenario(users: dict[str, AbstractBaseUser], story: Story) -> None:
             if item.get("outcome") == "deny":
                 story.say(f"  {item['id']}: {item['message']}")
         return
+    _pilot_cap(users, deployment, story)
     _feed(deployment, story, days=PILOT_DAYS, seed=PILOT_SEED, until=now, inject=f"accuracy_drop@{DROP_DAY}")
+
+
+def _pilot_cap(users: dict[str, AbstractBaseUser], deployment: Deployment, story: Story) -> None:
+    """Carl (compliance) caps the pilot's positions at half of what the signal implies: a
+    post-model adjustment on 1.1.0 for the pilot's first 30 days (PRA SS1/23 Principle 5)."""
+    start = deployment.phase_started_at
+    adjustment = registry.adjustment_create(
+        actor=users["carl"],
+        version=deployment.version,
+        adjustment=f"cap: NVDA position at most 50% of the size the signal implies (pilot limit USD "
+        f"{deployment.capital_limit:,.0f} unchanged)",
+        description="Orders from the model's long/flat signal are sized at half the model's size for the pilot phase.",
+        reason="Conservative overlay while live evidence is gathered: the pilot was promoted before the shadow "
+        "phase's minimum duration (DEPLOY-DURATION-02 exception).",
+        effective_from=start,
+        effective_until=start + dt.timedelta(days=30),
+    )
+    story.say(f"post-model adjustment {adjustment.pk} by carl on {deployment.version}: {adjustment.adjustment}")
 
 
 def _describe(story: Story) -> None:

@@ -205,8 +205,19 @@ def seed_models(
                 objectives=spec.objectives,
                 success_criteria=spec.success_criteria,
                 constraints=spec.constraints,
+                outputs_and_users=spec.outputs_and_users,
+                restrictions_on_use=spec.restrictions_on_use,
             )
             report.note(f"model {spec.name} (tier {model.risk_tier})")
+        elif not (model.outputs_and_users or model.restrictions_on_use):
+            # A demo database seeded before these fields existed gets them, once.
+            model = registry.model_update(
+                actor=owner,
+                model=model,
+                changes={"outputs_and_users": spec.outputs_and_users, "restrictions_on_use": spec.restrictions_on_use},
+                reason="Inventory attributes recorded (demo).",
+            )
+            report.note(f"model {spec.name}: outputs, users and restrictions on use recorded")
         version = ModelVersion.objects.filter(model=model, version=DEMO_VERSION).first()
         if version is None:
             artifact, _ = _train(spec)

@@ -30,6 +30,8 @@ class ReportType:
     references: tuple[str, ...]
     # Requesting it needs the whole log in sight (audit.view_event), not only the subject.
     requires_full_log: bool = False
+    # Requested without a period: the last N UTC days ending today, inclusive (None: no default).
+    default_period_days: int | None = None
 
 
 _REGISTRY: dict[str, ReportType] = {}
@@ -168,6 +170,8 @@ def _load_r4() -> None:
             ),
             # It reads the whole firm's log (refusals, safety actions, policy changes), not one model's.
             requires_full_log=True,
+            # RTS 6 Art. 9 is annual: without a period, the last 12 months ending today.
+            default_period_days=self_assessment.DEFAULT_PERIOD_DAYS,
         )
     )
 

@@ -113,7 +113,8 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, inventory_d
     assert re.search(r"Open findings\s+2 \(critical 0, high 1, medium 1, low 0\)", text)
     assert row["validators"] == ["victor"] and row["owner"] == "olivia"
     assert row["tier"] == inventory_data.model.risk_tier == 3
-    assert row["vendor"] == "not recorded" and row["inputs"]["upstream_models"] == "not recorded"
+    assert row["vendor"] == {"is_vendor": False, "name": None} and row["inputs"]["upstream_models"] == []
+    assert row["post_model_adjustments"] == [] and row["restrictions"] is None
     assert [d["name"] for d in row["inputs"]["datasets"]] == ["prices-training", "prices-validation", "prices-test"]
     # Rows refer to datasets by reference; the annex names each once, with the models using it.
     annex = {d["ref"]: (d["name"], d["roles"], d["models"]) for d in body["datasets"]}

@@ -135,12 +135,31 @@ def test_a_period_with_nothing_deployed_says_so_and_does_not_fail(generate, comp
     assert "No segregation of duties refusal was recorded in the period." in text
 
 
-def test_needs_a_period_and_the_whole_log_and_is_never_shown_to_a_regulator(
+def test_without_a_period_it_covers_the_last_12_months_ending_today(api, compliance, no_report_cert):
+    """RTS 6 Art. 9 is annual: from today - 365 days + 1 to today (UTC days, inclusive)."""
+    from governance import report_services
+
+    today = timezone.now().astimezone(dt.UTC).date()
+    expected = (today - dt.timedelta(days=364), today)
+    report = report_services.report_request(actor=compliance, report_type="self-assessment")
+    assert (report.period_from, report.period_to) == expected
+    assert (expected[1] - expected[0]).days + 1 == 365
+    response = api(compliance).post("/api/reports/", {"report_type": "self-assessment"}, format="json")
+    assert response.status_code == 202, response.json()
+    assert (response.json()["period_from"], response.json()["period_to"]) == tuple(d.isoformat() for d in expected)
+    # One end of a period alone is still refused, naming the missing one.
+    response = api(compliance).post(
+        "/api/reports/", {"report_type": "self-assessment", "period_from": today.isoformat()}, format="json"
+    )
+    assert response.status_code == 400 and "period_to" in response.json()
+    # Other types keep no default period: the inventory without one is as at generation.
+    inventory = report_services.report_request(actor=compliance, report_type="inventory")
+    assert inventory.period_from is None and inventory.period_to is None
+
+
+def test_needs_the_whole_log_and_is_never_shown_to_a_regulator(
     api, generate, compliance, owner, regulator, share, approved_version, no_report_cert
 ):
-    client = api(compliance)
-    response = client.post("/api/reports/", {"report_type": "self-assessment"}, format="json")
-    assert response.status_code == 400 and "period_from" in response.json()
     # It reads the whole firm's log: a model owner may not request it.
     assert api(owner).post("/api/reports/", {"report_type": "self-assessment", **_year()}).status_code == 403
     assert Report.objects.count() == 0

@@ -28,7 +28,8 @@ class Command(BaseCommand):
     help = (
         "Generate a report through its Celery job (eager without a broker) and write the PDF to --out. "
         "TYPE is a report type (e.g. audit-trail); SUBJECT a model (id or name) or, for version reports, a "
-        "version id. --from/--to give a period (UTC days, inclusive). The report is requested as --user "
+        "version id. --from/--to give a period (UTC days, inclusive); without them, self-assessment covers the last "
+        "12 months ending today (today - 365 days + 1 to today, UTC). The report is requested as --user "
         "(permissions and scope apply) and stored like any other. Prints the report id, the file's SHA-256 "
         "and its page count. Exit status: 0 issued, 1 the job failed (the reason is printed), 2 bad input."
     )

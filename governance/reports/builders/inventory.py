@@ -1,17 +1,20 @@
 """Model inventory extract (report type ``inventory``): SR 11-7 / SR 26-2 inventory, PRA SS1/23 Principle 1.
 
 One row per model the requester may see (``models_registry.selectors.model_list``), with its
-versions, tier and why, owner / developers / validators, inputs and outputs, restrictions,
-live deployment, last and next validation, open findings and exceptions; the tier
-distribution; the overdue validations and the open exceptions.
+versions, the version in use and the latest version's status, tier and why, owner /
+developers / validators, vendor flag, inputs (datasets, upstream models) and outputs with
+their users, restrictions on use, live deployment, last and next validation, open findings,
+post-model adjustments and exceptions; the tier distribution; the overdue validations, the
+open exceptions and the post-model adjustment register.
 
 A fixed number of queries whatever the number of models (the models, their versions with
 the latest full assessment annotated, validator grants, open findings counted, live
-deployments, approved sign-offs, the policy sets those used): a 1,000-model extract is one
-of the issue's benchmarks (benchmarks/report_inventory.py).
+deployments, upstream links, post-model adjustments, approved sign-offs, the policy sets
+those used): a 1,000-model extract is one of the issue's benchmarks
+(benchmarks/report_inventory.py).
 
-What the registry does not record (a vendor flag, upstream models, a post-model adjustment
-register) is said to be "not recorded", never guessed.
+Upstream models are named only when the requester may see them (the same selector as the
+rows); an empty field is printed as "none recorded", never guessed.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ from governance.reports.context import BuildContext
 from governance.reports.envelope import iso
 from models_registry import revalidation, tiering
 from models_registry.choices import Complexity, LifecycleStatus, Materiality, ModelType, Purpose, RiskTier
-from models_registry.models import AssessmentKind, AssessmentStatus, ModelGrant, ModelVersion
+from models_registry.models import (
+    AssessmentKind,
+    AssessmentStatus,
+    ModelDependency,
+    ModelGrant,
+    ModelVersion,
+    PostModelAdjustment,
+)
 from models_registry.selectors import model_list
 
-NOT_RECORDED = "not recorded"
 SEVERITIES = ("critical", "high", "medium", "low")
 OPEN_FINDING_STATUSES = (Finding.Status.OPEN, Finding.Status.IN_REMEDIATION)
 # Versions still in use: an exception granted on one stays open while it is.
@@ -121,8 +130,59 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "desk__name",
             "owner__username",
             "created_at",
+            "is_vendor_model",
+            "vendor_name",
+            "outputs_and_users",
+            "restrictions_on_use",
         )
     )
+    visible_ids = {row["pk"] for row in model_rows}
+    names = {row["pk"]: row["name"] for row in model_rows}
+    upstream: dict[int, list[str]] = defaultdict(list)
+    for model_id, upstream_id in (
+        ModelDependency.objects.filter(model__in=model_ids)
+        .order_by("upstream__name")
+        .values_list("model_id", "upstream_id")
+    ):
+        if upstream_id in visible_ids:  # a model the requester may not see is not named
+            upstream[model_id].append(names[upstream_id])
+    adjustments: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for adj in (
+        PostModelAdjustment.objects.filter(model__in=model_ids)
+        .with_status(now)
+        .order_by("effective_from", "pk")
+        .values(
+            "pk",
+            "model_id",
+            "model__name",
+            "version__version",
+            "adjustment",
+            "description",
+            "reason",
+            "approved_by__username",
+            "effective_from",
+            "effective_until",
+            "status",
+            "withdrawn_at",
+            "withdrawal_reason",
+        )
+    ):
+        adjustments[adj["model_id"]].append(
+            {
+                "id": adj["pk"],
+                "model": adj["model__name"],
+                "version": adj["version__version"],
+                "adjustment": adj["adjustment"],
+                "description": adj["description"],
+                "reason": adj["reason"],
+                "approved_by": adj["approved_by__username"],
+                "effective_from": iso(adj["effective_from"]),
+                "effective_until": iso(adj["effective_until"]),
+                "status": adj["status"],
+                "withdrawn_at": iso(adj["withdrawn_at"]),
+                "withdrawal_reason": adj["withdrawal_reason"] or None,
+            }
+        )
     versions: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
         ModelVersion.objects.filter(model__in=model_ids)
@@ -275,14 +335,19 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 }
             )
         tier_counts[tier] += 1
-        status_counts[model["lifecycle_status"]] += 1
         model_versions = versions.get(model_id, [])
         deployment = live.get(model_id)
         current = None
         if deployment is not None:
             current = next((v for v in model_versions if v["version"] == deployment["version__version"]), None)
+        # The version in use: the live deployment's, else the latest approved, deployed or suspended one.
+        in_use = current or next((v for v in reversed(model_versions) if v["status"] in IN_USE_STATUSES), None)
+        latest = model_versions[-1] if model_versions else None
         if current is None and model_versions:
-            current = model_versions[-1]
+            current = latest
+        # A model's status: its version in use's, else its latest version's (draft without one).
+        status = in_use["status"] if in_use is not None else model["lifecycle_status"]
+        status_counts[status] += 1
 
         # Last validation: the latest succeeded full risk assessment of any version; next due: the
         # revalidation policy by tier, for each version still approved, deployed or suspended.
@@ -366,19 +431,38 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                     if override is not None
                     else f"{assessment.materiality.label.lower()} x {assessment.complexity.label.lower()}"
                 ),
-                "status": model["lifecycle_status"],
-                "status_label": _status(model["lifecycle_status"]),
-                "vendor": NOT_RECORDED,
+                "status": status,
+                "status_label": _status(status),
+                "in_use": None
+                if in_use is None
+                else {
+                    "version": in_use["version"],
+                    "status": in_use["status"],
+                    "status_label": _status(in_use["status"]),
+                    "phase": deployment["phase"]
+                    if deployment is not None and deployment["version__version"] == in_use["version"]
+                    else None,
+                },
+                "latest": None
+                if latest is None
+                else {
+                    "version": latest["version"],
+                    "status": latest["status"],
+                    "status_label": _status(latest["status"]),
+                },
+                "latest_differs": latest is not None and (in_use is None or latest["pk"] != in_use["pk"]),
+                "vendor": {"is_vendor": model["is_vendor_model"], "name": model["vendor_name"] or None},
                 "inputs": {
                     "datasets": datasets,
                     "feature_pipeline": None if current is None else current["feature_pipeline"],
-                    "upstream_models": NOT_RECORDED,
+                    "upstream_models": upstream.get(model_id, []),
                 },
                 "outputs": {
                     "target": (current["target"] or None) if current is not None else None,
-                    "users": f"{model['desk__name']} desk",
+                    "users": model["outputs_and_users"] or None,
                 },
-                "restrictions": model["constraints"] or None,
+                "restrictions": model["restrictions_on_use"] or None,
+                "constraints": model["constraints"] or None,
                 "deployment": None
                 if deployment is None
                 else {
@@ -403,7 +487,10 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                     "total": sum(open_counts.values()),
                     **{severity: open_counts.get(severity, 0) for severity in SEVERITIES},
                 },
-                "post_model_adjustments": NOT_RECORDED,
+                "post_model_adjustments": [
+                    {"id": a["id"], "version": a["version"], "adjustment": a["adjustment"], "status": a["status"]}
+                    for a in adjustments.get(model_id, [])
+                ],
                 "exceptions": [
                     {
                         "kind": e["kind"],
@@ -432,6 +519,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             dataset_use[d["name"]]["models"] += 1
     datasets_annex = [{**use, "roles": sorted(use["roles"])} for use in dataset_use.values()]
     all_exceptions = [e for row_id in (r["id"] for r in rows) for e in exceptions_by_model.get(row_id, [])]
+    all_adjustments = [a for row_id in (r["id"] for r in rows) for a in adjustments.get(row_id, [])]
     overdue.sort(key=lambda item: (item["tier"], item["due"] or "", item["model"]))
     tiers = [
         {
@@ -467,7 +555,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "text": (
                 "Every registered model is included, whatever its lifecycle status: in development (draft, in "
                 "development, submitted for validation, validated, rejected), in use (approved, deployed, "
-                "suspended) and retired; a model's status is that of its latest version (draft when it has none). "
+                "suspended) and retired. A model's status is that of its version in use (the live deployment's, "
+                "else the latest approved, deployed or suspended version), else of its latest version (draft when "
+                "it has none); the latest version's status is shown beside it when that is another version. "
                 + (
                     f"Period: models registered up to {report.period_to.isoformat()}, and the exceptions granted "
                     f"from {report.period_from.isoformat()} to {report.period_to.isoformat()}; every other figure "
@@ -485,6 +575,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "overdue_count": len(overdue),
             "exception_count": len(all_exceptions),
             "open_exception_count": sum(1 for e in all_exceptions if e["open"]),
+            "adjustment_count": len(all_adjustments),
+            "active_adjustment_count": sum(1 for a in all_adjustments if a["status"] == "active"),
+            "vendor_count": sum(1 for r in rows if r["vendor"]["is_vendor"]),
             "open_findings": {
                 "total": sum(open_findings_total.values()),
                 **{severity: open_findings_total.get(severity, 0) for severity in SEVERITIES},
@@ -509,15 +602,11 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "models": rows,
         "overdue": overdue,
         "exceptions": all_exceptions,
+        "adjustments": all_adjustments,
         "datasets": datasets_annex,
         "exception_rules": [
             {"rule": rule, "title": title}
             for rule, title in sorted({(e["rule"], e["title"]) for e in all_exceptions if e["rule"]})
-        ],
-        "not_recorded": [
-            "vendor (third-party) flag: the registry has no vendor field",
-            "upstream models: the registry records datasets, not models feeding models",
-            "post-model adjustments: the system has no post-model adjustment register",
         ],
         "sections": [
             {"id": "definition", "title": "Model definition and inclusion criteria"},
@@ -525,6 +614,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             {"id": "inventory", "title": "Inventory"},
             {"id": "overdue", "title": "Overdue validations"},
             {"id": "exceptions", "title": "Exceptions"},
+            {"id": "adjustments", "title": "Post-model adjustments"},
             {"id": "datasets", "title": "Annex: datasets used as inputs"},
         ],
     }

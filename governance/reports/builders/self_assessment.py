@@ -30,6 +30,9 @@ from governance.reports.envelope import iso
 from governance.roles import Role
 from models_registry.models import Model, RiskAssessment
 
+# RTS 6 Art. 9 is annual: requested without a period, the report covers the last 365 UTC days
+# ending today (report_services.report_request, through the registry's default_period_days).
+DEFAULT_PERIOD_DAYS = 365
 SAFETY_ACTIONS = ("kill_switch.engaged", "kill_switch.lifted", "deployment.rolled_back")
 VALIDATION_ACTIONS = ("model_version.validate", "model_version.reject")
 # Resolutions that call an alert a false alarm: the system keeps the resolution as text only.

@@ -33,7 +33,15 @@ from governance.models import (
 )
 from governance.reports.context import BuildContext
 from governance.reports.envelope import iso
-from models_registry.models import AssessmentKind, AssessmentStatus, Dataset, ModelGrant, ModelVersion, RiskAssessment
+from models_registry.models import (
+    AssessmentKind,
+    AssessmentStatus,
+    Dataset,
+    ModelGrant,
+    ModelVersion,
+    PostModelAdjustment,
+    RiskAssessment,
+)
 
 SECTIONS = (
     ("conclusion", "Conclusion and rating"),
@@ -69,6 +77,28 @@ def _events(ctx: BuildContext, object_type: str, object_ids: list[Any]) -> list[
             seq__lte=ctx.checkpoint.tree_size,
         ).order_by("seq")
     )
+
+
+def _adjustments(version: ModelVersion, at: Any) -> list[dict[str, Any]]:
+    """The version's post-model adjustments (the register, every status), status as at ``at``."""
+    return [
+        {
+            "id": a.pk,
+            "adjustment": a.adjustment,
+            "description": a.description,
+            "reason": a.reason,
+            "approved_by": a.approved_by.get_username(),
+            "effective_from": iso(a.effective_from),
+            "effective_until": iso(a.effective_until),
+            "status": a.status,
+            "withdrawn_at": iso(a.withdrawn_at),
+            "withdrawal_reason": a.withdrawal_reason or None,
+        }
+        for a in PostModelAdjustment.objects.filter(version=version)
+        .select_related("approved_by")
+        .with_status(at)
+        .order_by("effective_from", "pk")
+    ]
 
 
 def _latest_full_assessment(version: ModelVersion) -> RiskAssessment | None:
@@ -744,6 +774,8 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "findings": findings,
         "restrictions": {
             "constraints": constraints_text,
+            "restrictions_on_use": model.restrictions_on_use.strip() or None,
+            "adjustments": _adjustments(version, ctx.generated_at),
             "deployments": [
                 {
                     "id": d.pk,
