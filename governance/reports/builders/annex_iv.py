@@ -10,6 +10,7 @@ hold nothing for a point, the point says so; points that do not apply say why.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -195,7 +196,8 @@ def _deployment(deployment: Deployment) -> dict[str, Any]:
         "killed_at": iso(deployment.killed_at),
         "killed_by": deployment.killed_by_label,
         "monitoring_overrides": [
-            {"section": section, "name": name, "value": str(value)}
+            # JSON text (null, {"pilot": 0.05}), as the validation report has it: str() gave Python's repr.
+            {"section": section, "name": name, "value": json.dumps(value, sort_keys=True)}
             for section, items in sorted((deployment.monitoring_parameters or {}).items())
             for name, value in sorted(items.items())
         ],
