@@ -10,7 +10,6 @@ import re
 
 import pypdf
 import pypdfium2
-import pytest
 
 from governance import report_services
 from governance.models import Report
