@@ -327,6 +327,23 @@ def test_phased_deployment_detects_the_injected_drop_suspends_and_rolls_back(dem
     assert "trading permission now: allowed, version 1.0.0, phase pilot" in demo.second_output
 
 
+def test_inventory_attributes_and_the_pilot_cap(demo):
+    """Every demo model is in-house, fed by no other model, with its outputs, users and
+    restrictions on use; carl capped 1.1.0's pilot positions with a post-model adjustment."""
+    from models_registry.models import PostModelAdjustment
+
+    for model in Model.objects.all():
+        assert model.is_vendor_model is False and model.vendor_name == ""
+        assert not model.upstream_models.exists()
+        assert model.outputs_and_users and model.restrictions_on_use, model.name
+    (cap,) = PostModelAdjustment.objects.with_status()
+    pilot = Deployment.objects.get(model__name="nvda-direction-logistic", version__version="1.1.0")
+    assert (cap.version, cap.approved_by.get_username(), cap.status) == (pilot.version, "carl", "active")
+    assert cap.adjustment.startswith("cap: NVDA position at most 50%")
+    assert cap.effective_from == pilot.phase_started_at
+    assert Event.objects.filter(action="post_model_adjustment.recorded", actor_label="carl").count() == 1
+
+
 def test_one_report_of_each_type_in_var_reports_signed_and_reused_by_the_rerun(demo):
     import hashlib
     import os
