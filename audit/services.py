@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -226,6 +227,13 @@ def _fold_leaf(frontier: list[tuple[int, bytes]], leaf: bytes, index: int, close
 Statement = tuple[str, list[Any]]
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_sql(vendor: str, table: str, columns: tuple[str, ...], placeholders: tuple[str, ...], rows: int) -> str:
+    """The text of a multi-row INSERT (built once per shape: every event writes the same)."""
+    row_sql = "(" + ", ".join(placeholders) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row_sql] * rows)
+
+
 def _insert_statements(
     connection: BaseDatabaseWrapper,
     model: type[models.Model],
@@ -241,13 +249,15 @@ def _insert_statements(
     if not rows:
         return []
     qn = connection.ops.quote_name
-    head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES "
-    row_sql = "(" + ", ".join(placeholders or ["%s"] * len(fields)) + ")"
-    batch = max(1, min(connection.ops.bulk_batch_size(fields, rows), _MAX_ROWS_PER_INSERT))
+    table = qn(model._meta.db_table)
+    columns = tuple(qn(f.column) for f in fields)
+    shape = tuple(placeholders or ["%s"] * len(fields))
+    batch = 1 if len(rows) == 1 else max(1, min(connection.ops.bulk_batch_size(fields, rows), _MAX_ROWS_PER_INSERT))
     statements = []
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        statements.append((head + ", ".join([row_sql] * len(chunk)), [value for row in chunk for value in row]))
+        sql = _insert_sql(connection.vendor, table, columns, shape, len(chunk))
+        statements.append((sql, [value for row in chunk for value in row]))
     return statements
 
 
@@ -336,12 +346,34 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
             ]
         )
         _fold_leaf(frontier, leaf, seq - 1, closed)
-        del fields["before_text"], fields["after_text"]
-        fields.update(leaf_hash=leaf_hex, prev_hash=prev_hex, entry_hash=entry_hex, canonical=text)
-        event = Event(**fields)
-        event._state.adding = False
-        event._state.db = connection.alias
-        events.append(event)
+        # Positional, in field order: much cheaper than keyword arguments (``from_db``
+        # marks the instance as saved in this database).
+        events.append(
+            Event.from_db(
+                connection.alias,
+                None,
+                (
+                    seq,
+                    timestamp,
+                    content["actor_id"],
+                    content["actor_label"],
+                    content["action"],
+                    content["object_type"],
+                    content["object_id"],
+                    content["object_repr"],
+                    content["before"],
+                    content["after"],
+                    content["reason"],
+                    content["request_id"],
+                    content["client_address"],
+                    content["policy_set_hash"],
+                    leaf_hex,
+                    prev_hex,
+                    entry_hex,
+                    text,
+                ),
+            )
+        )
         prev = entry_hash
 
     node_fields = [TreeNode._meta.get_field(name) for name in ("level", "index", "hash")]

@@ -28,8 +28,16 @@ def _text(value: str) -> str:
 
 def json_safe(value: Any) -> Any:
     """Convert a field value to JSON without losing precision (Decimals become strings)."""
-    if value is None or isinstance(value, bool):
+    kind = type(value)
+    # The common types first, by exact type: every event converts two snapshots.
+    if kind is str:
+        return value.replace(_NUL, "\\u0000") if _NUL in value else value
+    if value is None or kind is bool:
         return value
+    if kind is dict:
+        return {(k if type(k) is str and _NUL not in k else _text(str(k))): json_safe(v) for k, v in value.items()}
+    if kind is int:
+        return value if -_EXACT_LIMIT < value < _EXACT_LIMIT else str(value)
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, int):
