@@ -32,7 +32,11 @@ class ReportRequestForm(forms.Form):
     report_type = forms.ChoiceField()
     model = forms.ModelChoiceField(queryset=None, required=False, help_text="For reports on one model.")
     version = forms.IntegerField(required=False, min_value=1, help_text="A version id, for reports on one version.")
-    period_from = forms.DateField(required=False, help_text="First day (UTC), YYYY-MM-DD.")
+    period_from = forms.DateField(
+        required=False,
+        help_text="First day (UTC), YYYY-MM-DD. Left empty with the last day, a self-assessment covers the last "
+        "12 months ending today.",
+    )
     period_to = forms.DateField(required=False, help_text="Last day (UTC), inclusive.")
     retention_class = forms.ChoiceField(required=False)
 

@@ -186,3 +186,19 @@ def test_admin_compliance_records_and_withdraws_owner_reads(client, compliance, 
     )
     assert response.status_code == 403
     assert PostModelAdjustment.objects.with_status().get(pk=other.pk).status == "active"
+
+
+def test_the_list_filters_by_model_and_its_queries_do_not_grow(
+    api, record, compliance, make_version, make_model, django_assert_max_num_queries
+):
+    first = record()
+    client = api(compliance)
+    with django_assert_max_num_queries(6) as few:
+        client.get(URL)
+    other = make_version(model=make_model(name="eq-other"))
+    for _ in range(5):
+        record(version=other)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(client.get(URL).json()["results"]) == 6
+    filtered = client.get(URL, {"model": first.model_id}).json()["results"]
+    assert [row["id"] for row in filtered] == [first.pk]
