@@ -5,7 +5,8 @@ conceptual soundness, outcomes analysis, ongoing monitoring; effective challenge
 Principle 4 (independent validation). Every figure is read here from the records: the version
 and its model, the latest succeeded full risk assessment (its stored ``results``, ``metrics``,
 ``overfitting`` and ``explainability``), the datasets, the validator assignments, the sign-offs
-and their audit events, the policy decisions, the findings, the deployments and the anomaly
+and their audit events, the policy decisions, the findings, the post-model adjustments (the
+register, with their status as at generation), the deployments and the anomaly
 rules of the policy set in force. Nothing is recomputed from the artifact: the ROC points and
 the equity curve are stored by the assessment pipeline (``checks.metrics.roc_curve``,
 ``assessment.downsample_curve``); an assessment stored before the ROC points were says so.
