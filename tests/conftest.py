@@ -21,6 +21,16 @@ from governance.roles import Role
 from models_registry import services
 from tests.factories import PRICE_CSV, DeskFactory, UserFactory, csv_bytes, skops_classifier_bytes
 
+# Deployed-model fixtures shared by tests/anomaly, monitoring, reports and signoff.
+from tests.fixtures_deployment import (  # noqa: F401  (fixtures, and EVIDENCE for the sign-offs below)
+    EVIDENCE,
+    deploy_newer,
+    deployed,
+    deployed_with_target,
+    live_deployment,
+    newer,
+)
+
 
 @pytest.fixture
 def desk(db):
@@ -166,9 +176,6 @@ def validated_version(submitted_version, validator, compliance):
     """``submitted_version`` validated by an assigned, independent validator."""
     services.validation_assign(actor=compliance, model=submitted_version.model, validator=validator)
     return services.model_version_transition(actor=validator, version=submitted_version, to_status="validated")
-
-
-EVIDENCE = [{"title": "Validation report", "reference": "VAL-2026-014 (validation-report-14.pdf)"}]
 
 
 @pytest.fixture

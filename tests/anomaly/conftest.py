@@ -1,4 +1,5 @@
-"""Fixtures of the anomaly tests: a deployed version with a rollback target, and live samples."""
+"""Helpers of the anomaly tests: live samples and their ingestion. The deployed version with a
+rollback target they run on (``deployed_with_target``) is shared: tests/fixtures_deployment.py."""
 
 from __future__ import annotations
 
@@ -7,50 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
 from django.utils import timezone
 
-from governance import monitoring_services, services
-from tests.factories import force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
-
-
-def deploy(owner, version, approver, **proposal):
-    request = services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
-    return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture
-def newer(approved_version, make_version):
-    """Version 1.1.0 of the approved model, approved too: the one deployed, 1.0.0 its rollback target."""
-    version = make_version(model=approved_version.model, version="1.1.0")
-    return force_fields(version, status="approved")
-
-
-@pytest.fixture
-def deployed_with_target(approved_version, newer, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    """``newer`` deployed (shadow) with ``approved_version`` as its rollback target; the baseline
-    accuracy 0.6 set for the model (no risk assessment ran in these tests)."""
-
-    def make(**overrides: Any):
-        proposal = {
-            "rollback_target": {"version_id": approved_version.pk, "label": approved_version.version},
-            "monitoring_parameters": {"accuracy": {"baseline": 0.6}},
-            **overrides,
-        }
-        with django_capture_on_commit_callbacks(execute=True):
-            deploy(owner, newer, second_risk_manager, phase="shadow", **proposal)
-        newer.refresh_from_db()
-        return newer
-
-    return make
+from governance import monitoring_services
 
 
 def samples(

@@ -193,7 +193,7 @@ def test_a_daily_loss_beyond_the_limit_suspends_the_model(deployed_with_target, 
     ],
 )
 def test_bad_monitoring_parameters_in_a_proposal_are_refused(approved_version, owner, overrides, message):
-    from tests.signoff.conftest import EVIDENCE, deployment
+    from tests.fixtures_deployment import EVIDENCE, deployment
 
     requests = approved_version.signoff_requests.count()
     events = Event.objects.count()

@@ -1,5 +1,5 @@
-"""Fixtures for monitoring ingest: a deployed model, a trading-system account in its scope,
-and sample builders."""
+"""Fixtures for monitoring ingest: a deployed model (the shared one, as its deployment row), a
+trading-system account in its scope, and sample builders."""
 
 from __future__ import annotations
 
@@ -13,28 +13,16 @@ from governance import services
 from governance.models import Deployment
 from governance.roles import Role
 from tests.factories import UserFactory
-from tests.signoff.conftest import EVIDENCE, deployment
 
 # A fixed past day, so "in the future" never depends on when the tests run.
 T0 = dt.datetime(2026, 11, 2, 14, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    """The approved version deployed in the first phase (the same steps as tests/signoff)."""
-    with django_capture_on_commit_callbacks(execute=True):
-        request = services.signoff_submit(
-            actor=owner,
-            version=approved_version,
-            to_status="deployed",
-            justification="Phase plan agreed with the desk.",
-            evidence=EVIDENCE,
-            deployment=deployment(),
-        )
-        services.signoff_respond(
-            actor=second_risk_manager, request=request, verdict="approve", comment="Limits agreed."
-        )
-    return Deployment.objects.get(version=approved_version)
+def deployed(live_deployment) -> Deployment:
+    """The approved version deployed in the first phase (tests/fixtures_deployment.py): here,
+    the deployment row."""
+    return live_deployment
 
 
 @pytest.fixture

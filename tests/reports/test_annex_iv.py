@@ -8,13 +8,11 @@ import re
 import pytest
 from django.db.models import Sum
 
-from governance import services
 from governance.models import Deployment, MonitoringBatch
 from governance.reports.builders import annex_iv
 from governance.reports.pdf import data_json
 from tests.assessments.conftest import FAST, assessable, nvda_datasets  # noqa: F401  (fixtures)
 from tests.reports.conftest import embedded_data, pdf_text, read_pdf
-from tests.signoff.conftest import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
 
@@ -36,22 +34,6 @@ def assessed(assessable, owner, active_set, django_capture_on_commit_callbacks):
     assessment.refresh_from_db()
     assert assessment.status == "succeeded", assessment.error
     return version, assessment
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        request = services.signoff_submit(
-            actor=owner,
-            version=approved_version,
-            to_status="deployed",
-            justification="Phase plan agreed with the desk.",
-            evidence=EVIDENCE,
-            deployment=deployment(phase="shadow"),
-        )
-        services.signoff_respond(actor=second_risk_manager, request=request, verdict="approve", comment="Agreed.")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 def test_an_assessed_version_shows_its_stored_metrics_rating_findings_and_datasets(generate, compliance, assessed):

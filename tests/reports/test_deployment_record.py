@@ -19,7 +19,7 @@ from governance.models import MonitoringAlert, MonitoringSample, Report, SignOff
 from governance.reports.builders import deployment_record
 from governance.reports.context import BuildContext
 from governance.reports.pdf import data_json
-from tests.anomaly.conftest import deployed_with_target, ingest, samples  # noqa: F401  (a fixture)
+from tests.anomaly.conftest import ingest, samples
 from tests.factories import force_fields
 from tests.reports.conftest import embedded_data, pdf_text, read_pdf
 
@@ -45,7 +45,7 @@ def newer(approved_version, make_version):
 
 
 @pytest.fixture
-def rolled_back(deployed_with_target, owner, django_capture_on_commit_callbacks):  # noqa: F811
+def rolled_back(deployed_with_target, owner, django_capture_on_commit_callbacks):
     version = deployed_with_target()
     with django_capture_on_commit_callbacks(execute=True):
         ingest(owner, version.model, samples(**DROP))
@@ -191,7 +191,7 @@ def test_the_subject_is_a_version(api, compliance, approved_version):
     assert Report.objects.count() == 0
 
 
-def test_no_samples_yet(generate, compliance, deployed_with_target, no_report_cert):  # noqa: F811
+def test_no_samples_yet(generate, compliance, deployed_with_target, no_report_cert):
     """A deployment with no samples yet: no results, no alert, no kill switch event, said so."""
     version = deployed_with_target()
     report = generate(actor=compliance, report_type="deployment-record", version_id=version.pk)

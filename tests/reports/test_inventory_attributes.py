@@ -19,7 +19,6 @@ from models_registry import services as registry
 from models_registry.models import PostModelAdjustment
 from tests.factories import skops_classifier_bytes
 from tests.reports.conftest import embedded_data, pdf_text, read_pdf
-from tests.reports.test_inventory_report import deployed  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +28,7 @@ def _squeezed(text: str) -> str:
 
 
 @pytest.fixture
-def story(deployed, owner, compliance, make_model):  # noqa: F811
+def story(deployed, owner, compliance, make_model):
     """The deployed model 1.0.0 (shadow) with a newer 1.1.0 in development, fed by a signal model,
     feeding a vendor model, with a cap recorded on 1.0.0 and a withdrawn one."""
     model = deployed.model

@@ -24,7 +24,6 @@ from governance.roles import Role
 from models_registry.models import Model
 from tests.factories import UserFactory
 from tests.reports.conftest import embedded_data, pdf_text, read_pdf
-from tests.signoff.conftest import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
 
@@ -32,23 +31,6 @@ pytestmark = pytest.mark.django_db
 def _squeezed(text: str) -> str:
     # Table cells wrap anywhere in the PDF: compare without whitespace.
     return re.sub(r"\s+", "", text)
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    """``approved_version`` (tier 3, approved without a risk assessment: PERF-EVIDENCE-02) in phase shadow."""
-    with django_capture_on_commit_callbacks(execute=True):
-        request = services.signoff_submit(
-            actor=owner,
-            version=approved_version,
-            to_status="deployed",
-            justification="Phase plan agreed with the desk.",
-            evidence=EVIDENCE,
-            deployment=deployment(),
-        )
-        services.signoff_respond(actor=second_risk_manager, request=request, verdict="approve", comment="Limits.")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 @pytest.fixture

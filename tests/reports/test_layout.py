@@ -14,7 +14,6 @@ import pypdfium2
 from governance import report_services
 from governance.models import Report
 from governance.templatetags import report_format
-from tests.anomaly.conftest import deployed_with_target  # noqa: F401  (fixtures)
 from tests.assessments.conftest import assessable, nvda_datasets, run_now, validator_on  # noqa: F401
 from tests.reports.conftest import embedded_data, read_pdf
 from tests.reports.test_deployment_record import newer, record, rolled_back  # noqa: F401

@@ -18,7 +18,6 @@ from governance.reports.builders import self_assessment
 from governance.reports.context import BuildContext
 from governance.reports.pdf import data_json
 from models_registry import services as registry_services
-from tests.anomaly.conftest import deployed_with_target  # noqa: F401  (a fixture)
 from tests.reports.conftest import embedded_data, pdf_text, read_pdf
 from tests.reports.test_deployment_record import newer, rolled_back  # noqa: F401  (fixtures)
 
@@ -186,7 +185,7 @@ def test_a_false_alarm_is_counted(generate, compliance, rolled_back, no_report_c
     assert "false alarm" in pdf_text(reader)
 
 
-def test_a_kill_switch_drill_is_listed_as_a_test(generate, compliance, risk_manager, deployed_with_target):  # noqa: F811
+def test_a_kill_switch_drill_is_listed_as_a_test(generate, compliance, risk_manager, deployed_with_target):
     version = deployed_with_target()
     services.kill_switch_engage(actor=risk_manager, model=version.model, reason="Quarterly kill switch drill.")
     services.kill_switch_lift(actor=compliance, model=version.model, reason="Drill over.")

@@ -1,14 +1,5 @@
 from __future__ import annotations
 
-from tests.conftest import EVIDENCE  # noqa: F401  (used by the sign-off tests)
-
-
-def deployment(**overrides):
-    proposal = {
-        "phase": "shadow",
-        "capital_limit": "5000000.00",
-        "instruments": ["NVDA"],
-        "rollback_plan": "Switch off with the kill switch; positions unwound by the desk within the day.",
-    }
-    proposal.update(overrides)
-    return proposal
+# The deployment proposal and the evidence live in tests/fixtures_deployment.py with the shared
+# deployed-model fixtures; re-exported for the tests that import them from here.
+from tests.fixtures_deployment import EVIDENCE, deployment  # noqa: F401

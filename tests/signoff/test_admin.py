@@ -18,7 +18,7 @@ from governance import services as governance_services
 from governance.models import Finding, SignOffRequest, SignOffResponse
 from governance.roles import Role
 from tests.factories import UserFactory, force_fields
-from tests.signoff.conftest import EVIDENCE
+from tests.fixtures_deployment import EVIDENCE
 
 pytestmark = pytest.mark.django_db
 

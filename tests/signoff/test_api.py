@@ -17,7 +17,7 @@ from governance import services as governance_services
 from governance.models import Finding, PolicyDecision, SignOffRequest, SignOffResponse
 from governance.roles import Role
 from tests.factories import UserFactory, force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.fixtures_deployment import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
-from django.core.cache import cache
 from django.test import Client
 
 from audit.models import Event
@@ -14,8 +13,7 @@ from audit.services import SystemActor
 from governance import selectors, services
 from governance.models import Deployment
 from governance.roles import Role
-from tests.factories import UserFactory, force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,41 +34,10 @@ def _messages(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def _deploy(owner, version, approver, **proposal):
-    request = services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
-    return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
-def rollbackable(
-    approved_version, owner, second_risk_manager, make_version, django_capture_on_commit_callbacks
-) -> Deployment:
+def rollbackable(deploy_newer) -> Deployment:
     """Version 1.1.0 deployed in shadow, naming the approved 1.0.0 as its rollback target."""
-    newer = make_version(model=approved_version.model, version="1.1.0")
-    force_fields(newer, status="approved")
-    with django_capture_on_commit_callbacks(execute=True):
-        _deploy(
-            owner,
-            newer,
-            second_risk_manager,
-            phase="shadow",
-            rollback_target={"version_id": approved_version.pk, "label": approved_version.version},
-        )
-    return Deployment.objects.get(version=newer)
+    return Deployment.objects.get(version=deploy_newer())
 
 
 @pytest.fixture

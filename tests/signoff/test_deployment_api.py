@@ -5,15 +5,13 @@ deployment and the permission after it; the scoped list and detail."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from audit.models import Event
 from audit.services import SystemActor
 from governance import services
 from governance.models import Deployment
 from governance.roles import Role
-from tests.factories import UserFactory, force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,34 +20,6 @@ LIST = "/api/deployments/"
 
 def _permission_url(ref) -> str:
     return f"{LIST}{ref}/permission"
-
-
-def _deploy(owner, version, approver, **proposal):
-    request = services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
-    return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # The permission cache outlives a test's rolled-back rows; ids are reused.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        _deploy(owner, approved_version, second_risk_manager, phase="shadow")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 @pytest.fixture
@@ -188,18 +158,9 @@ def test_only_compliance_lifts_and_the_model_stays_suspended(
 
 
 def test_rollback_returns_to_the_target_and_answers_with_the_restored_deployment(
-    api, approved_version, owner, second_risk_manager, risk_manager, make_version, django_capture_on_commit_callbacks
+    api, approved_version, risk_manager, deploy_newer, django_capture_on_commit_callbacks
 ):
-    newer = make_version(model=approved_version.model, version="1.1.0")
-    force_fields(newer, status="approved")
-    with django_capture_on_commit_callbacks(execute=True):
-        _deploy(
-            owner,
-            newer,
-            second_risk_manager,
-            phase="shadow",
-            rollback_target={"version_id": approved_version.pk, "label": approved_version.version},
-        )
+    newer = deploy_newer()
     client = api(risk_manager)
     url = f"{LIST}{newer.model_id}/rollback/"
     assert client.get(_permission_url(newer.model_id)).json()["version"] == "1.1.0"  # cached now

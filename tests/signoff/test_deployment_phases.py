@@ -26,22 +26,11 @@ from governance.models import Deployment, SignOffRequest
 from governance.monitoring_services import monitoring_ingest
 from governance.policy import document, loader
 from tests.factories import force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.fixtures_deployment import deployment_request as _submit
 
 pytestmark = pytest.mark.django_db
 
 LIVE_PLAN = "Pull the kill switch; the desk unwinds open positions within the day."
-
-
-def _submit(owner, version, **proposal: Any) -> SignOffRequest:
-    return services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
 
 
 def _denied(owner, version, rule: str, **proposal: Any) -> str:
@@ -63,14 +52,6 @@ def _outcomes(request: SignOffRequest) -> dict[str, str]:
 
 def _approve(request: SignOffRequest, approver) -> SignOffRequest:
     return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        _approve(_submit(owner, approved_version), second_risk_manager)
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 def _age_phase(days: float) -> Deployment:

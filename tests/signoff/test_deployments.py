@@ -16,33 +16,9 @@ from governance import selectors, services
 from governance.errors import Conflict, NotPermitted
 from governance.models import Deployment
 from tests.factories import force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.fixtures_deployment import deployment_request as _request
 
 pytestmark = pytest.mark.django_db
-
-
-def _request(owner, version, **proposal):
-    return services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
-
-
-def _deploy(owner, version, approver, **proposal):
-    request = _request(owner, version, **proposal)
-    return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        _deploy(owner, approved_version, second_risk_manager, phase="shadow")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 def test_a_deployment_signoff_opens_the_first_phase_and_the_permission_allows_trading(deployed):
@@ -144,18 +120,10 @@ def test_a_model_that_is_not_deployed_has_no_permission_and_nothing_to_stop(appr
 
 
 def test_rollback_returns_to_the_approved_target_in_one_action(
-    approved_version, owner, second_risk_manager, risk_manager, make_version, django_capture_on_commit_callbacks
+    approved_version, risk_manager, deploy_newer, django_capture_on_commit_callbacks
 ):
-    newer = make_version(model=approved_version.model, version="1.1.0")
-    force_fields(newer, status="approved")
+    newer = deploy_newer()
     with django_capture_on_commit_callbacks(execute=True):
-        _deploy(
-            owner,
-            newer,
-            second_risk_manager,
-            phase="shadow",
-            rollback_target={"version_id": approved_version.pk, "label": approved_version.version},
-        )
         restored = services.deployment_rollback(actor=risk_manager, model=newer.model, reason="Accuracy dropped.")
     newer.refresh_from_db()
     approved_version.refresh_from_db()

@@ -7,44 +7,14 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import Event
-from governance import selectors, services
+from governance import selectors
 from governance.models import Deployment
-from tests.factories import force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
-
-
-def _deploy(owner, version, approver, **proposal):
-    request = services.signoff_submit(
-        actor=owner,
-        version=version,
-        to_status="deployed",
-        justification="Phase plan agreed with the desk.",
-        evidence=EVIDENCE,
-        deployment=deployment(**proposal),
-    )
-    return services.signoff_respond(actor=approver, request=request, verdict="approve", comment="Limits agreed.")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        _deploy(owner, approved_version, second_risk_manager, phase="shadow")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 def _run(*args: str) -> str:
@@ -89,19 +59,9 @@ def test_as_a_user_and_lifted_by_compliance(deployed, owner, compliance, django_
     assert "NOT allowed (deployment suspended (version suspended))" in out
 
 
-def test_rollback(
-    approved_version, owner, second_risk_manager, make_version, monkeypatch, django_capture_on_commit_callbacks
-):
-    newer = make_version(model=approved_version.model, version="1.1.0")
-    force_fields(newer, status="approved")
+def test_rollback(approved_version, deploy_newer, monkeypatch, django_capture_on_commit_callbacks):
+    newer = deploy_newer()
     with django_capture_on_commit_callbacks(execute=True):
-        _deploy(
-            owner,
-            newer,
-            second_risk_manager,
-            phase="shadow",
-            rollback_target={"version_id": approved_version.pk, "label": approved_version.version},
-        )
         out = _run(newer.model.name, "--reason", "Accuracy dropped.", "--rollback")
     assert "rolled back" in out and f"version {approved_version.version}, phase shadow, active" in out
     assert "trading permission: allowed (deployed in phase shadow)" in out

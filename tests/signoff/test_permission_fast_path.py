@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from audit.scope import audited_change
@@ -16,7 +15,6 @@ from audit.services import SystemActor, record_event
 from governance import permission_cache, services
 from governance.roles import Role
 from tests.factories import UserFactory
-from tests.signoff.conftest import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
 
@@ -25,30 +23,6 @@ SYSTEM = SystemActor("tests")
 
 def _url(ref) -> str:
     return f"/api/deployments/{ref}/permission"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # The cache outlives a test's rolled-back rows; ids are reused.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def deployed(approved_version, owner, second_risk_manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        request = services.signoff_submit(
-            actor=owner,
-            version=approved_version,
-            to_status="deployed",
-            justification="Phase plan agreed with the desk.",
-            evidence=EVIDENCE,
-            deployment=deployment(phase="shadow"),
-        )
-        services.signoff_respond(actor=second_risk_manager, request=request, verdict="approve", comment="Agreed.")
-    approved_version.refresh_from_db()
-    return approved_version
 
 
 @pytest.fixture

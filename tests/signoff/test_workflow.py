@@ -18,7 +18,7 @@ from governance.models import Finding, PolicyDecision, SignOffRequest, SignOffRe
 from governance.roles import Role
 from models_registry import services as registry_services
 from tests.factories import UserFactory, force_fields
-from tests.signoff.conftest import EVIDENCE, deployment
+from tests.fixtures_deployment import EVIDENCE, deployment
 
 pytestmark = pytest.mark.django_db
 
