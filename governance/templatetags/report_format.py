@@ -16,8 +16,9 @@ from django import template
 
 register = template.Library()
 
-# A number with 7 or more decimals, not part of a timestamp (21:09:21.427871) or a longer token.
-_LONG_DECIMAL = re.compile(r"(?<![\w:.])(-?\d+\.\d{7,})(?!\w|\.\w)")
+# A number with 7 or more decimals (float noise: 0.00030000000000000003, 1.0000000000000002e-06), not
+# part of a timestamp (21:09:21.427871) or a longer token.
+_LONG_DECIMAL = re.compile(r"(?<![\w:.])(-?\d+\.\d{7,}(?:e[-+]?\d+)?)(?!\w|\.\w)")
 
 
 def _parse_timestamp(value: Any) -> dt.datetime | None:
