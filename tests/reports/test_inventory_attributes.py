@@ -102,7 +102,7 @@ def test_the_inventory_shows_the_attributes_and_the_register(generate, complianc
     assert rows["eq-vendor"]["inputs"]["upstream_models"] == ["eq-policy"]
     assert rows["eq-vendor"]["vendor"] == {"is_vendor": True, "name": "Acme Analytics"}
     assert row["vendor"] == {"is_vendor": False, "name": None}
-    assert "vendor:AcmeAnalytics" in squeezed and "in-house" in text
+    assert "vendorAcmeAnalytics" in squeezed and "in-house" in text
     assert row["outputs"]["users"] == "Long/flat signal; used by the equities desk's inventory tilt."
     assert row["restrictions"] == "Equities desk only; never for execution scheduling."
     assert _squeezed(row["restrictions"]) in squeezed
