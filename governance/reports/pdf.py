@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from governance.reports.context import FileAttachment
+from governance.reports.gcpause import cyclic_gc_paused
 
 if TYPE_CHECKING:
     from weasyprint.document import Document
@@ -90,7 +91,8 @@ def write_pdfa(
             for item in attachments
         ),
     ]
-    return document.write_pdf(pdf_variant="pdf/a-3b", attachments=embedded, uncompressed_pdf=False)
+    with cyclic_gc_paused():
+        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=embedded, uncompressed_pdf=False)
 
 
 @dataclass(frozen=True)

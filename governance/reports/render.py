@@ -8,7 +8,6 @@ fontconfig; WeasyPrint embeds the subsets it uses, which PDF/A requires.
 from __future__ import annotations
 
 import base64
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from weasyprint.document import Document
 from weasyprint.text.fonts import FontConfiguration
 
 from governance.reports import charts
+from governance.reports.gcpause import cyclic_gc_paused
 from governance.reports.registry import ReportType
 
 STYLESHEET = Path(__file__).with_name("report.css")
@@ -73,13 +73,5 @@ def render_html(report_type: ReportType, data: dict[str, Any]) -> str:
 def render_document(html: str, *, stylesheet: Path = STYLESHEET) -> Document:
     fonts = FontConfiguration()
     css = CSS(filename=str(stylesheet), font_config=fonts)
-    # Layout allocates hundreds of thousands of boxes that live until the end; the cyclic
-    # collector's full passes over them were a quarter of the layout's CPU for a long report
-    # (benchmarks/report_inventory.py). Paused for the layout only.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cyclic_gc_paused():
         return HTML(string=html, base_url=str(Path(__file__).parent)).render(stylesheets=[css], font_config=fonts)
-    finally:
-        if enabled:
-            gc.enable()
