@@ -33,6 +33,7 @@ class AlertActionForm(forms.Form):
 
     _alert = forms.ChoiceField(choices=[(a, a) for a in DONE])
     alert_text = forms.CharField(required=False, strip=True)
+    alert_false_alarm = forms.BooleanField(required=False)
 
 
 _FIELDS = [
@@ -54,6 +55,7 @@ _FIELDS = [
     "resolved_by",
     "resolved_at",
     "resolution",
+    "false_alarm",
     "audit_link",
 ]
 
@@ -138,7 +140,9 @@ class MonitoringAlertAdmin(_ScopedReadAdmin):
             if action == AlertActionForm.ACKNOWLEDGE:
                 anomaly_services.monitoring_alert_acknowledge(actor=request.user, alert=obj, comment=text)
             else:
-                anomaly_services.monitoring_alert_resolve(actor=request.user, alert=obj, resolution=text)
+                anomaly_services.monitoring_alert_resolve(
+                    actor=request.user, alert=obj, resolution=text, false_alarm=form.cleaned_data["alert_false_alarm"]
+                )
         except (DomainError, ValidationError) as exc:
             self.message_user(request, f"Nothing was changed: {error_text(exc)}", level=messages.ERROR)
             return here

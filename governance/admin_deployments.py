@@ -35,6 +35,7 @@ class DeploymentActionForm(forms.Form):
 
     _deployment = forms.ChoiceField(choices=[(a, a) for a in DONE])
     deployment_reason = forms.CharField(error_messages={"required": "a reason is required"}, strip=True)
+    deployment_drill = forms.BooleanField(required=False)
 
 
 def _is_live(obj: Deployment) -> bool:
@@ -56,6 +57,7 @@ _FIELDS = [
     "signoff_link",
     "kill_switch_engaged",
     "kill_reason",
+    "kill_drill",
     "killed_at",
     "killed_by_label",
     "started_at",
@@ -152,8 +154,9 @@ class DeploymentAdmin(ServiceBackedAdmin, _ScopedReadAdmin):
             DeploymentActionForm.LIFT: services.kill_switch_lift,
             DeploymentActionForm.ROLLBACK: services.deployment_rollback,
         }[action]
+        extra = {"drill": form.cleaned_data["deployment_drill"]} if action == DeploymentActionForm.ENGAGE else {}
         try:
-            result = call(actor=request.user, model=obj.model, reason=reason)
+            result = call(actor=request.user, model=obj.model, reason=reason, **extra)
         except (DomainError, ValidationError) as exc:
             self.message_user(request, f"Nothing was changed: {error_text(exc)}", level=messages.ERROR)
             return here

@@ -690,19 +690,26 @@ def monitoring_alert_acknowledge(*, actor: Actor, alert: MonitoringAlert, commen
 
 
 @audited_change()
-def monitoring_alert_resolve(*, actor: Actor, alert: MonitoringAlert, resolution: str) -> MonitoringAlert:
-    """Close an open or acknowledged alert with what was found and done (required). The rule's
-    detectors then restart after the alert's window."""
+def monitoring_alert_resolve(
+    *, actor: Actor, alert: MonitoringAlert, resolution: str, false_alarm: bool = False
+) -> MonitoringAlert:
+    """Close an open or acknowledged alert with what was found and done (required), and
+    whether it was a false alarm (the rule fired without a real problem; the annual
+    self-assessment counts them per rule). The rule's detectors then restart after the
+    alert's window."""
     user = _check_handler(actor, alert, "resolve_monitoringalert", "resolve")
     text = resolution.strip() if isinstance(resolution, str) else ""
     if not text:
         raise ValidationError({"resolution": ["a resolution (what was found and done) is required"]})
+    if not isinstance(false_alarm, bool):
+        raise ValidationError({"false_alarm": ["must be true or false"]})
     alert = MonitoringAlert.objects.select_for_update().get(pk=alert.pk)
     if alert.status == MonitoringAlert.Status.RESOLVED:
         raise Conflict(f"alert {alert.pk} is already resolved")
     before = snapshot(alert)
     alert.status = MonitoringAlert.Status.RESOLVED
     alert.resolved_by, alert.resolved_at, alert.resolution = user, timezone.now(), text
+    alert.false_alarm = false_alarm
     alert.save()
     record_event(
         actor=user,

@@ -379,6 +379,9 @@ class Deployment(models.Model):
     kill_reason = models.TextField(blank=True)
     killed_at = models.DateTimeField(null=True, blank=True)
     killed_by_label = models.CharField(max_length=200, blank=True)
+    # Engaged to test the kill switch (RTS 6 Art. 12; the annual self-assessment counts the
+    # tests apart from the real stops), said by whoever pulls it.
+    kill_drill = models.BooleanField(default=False)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -577,6 +580,9 @@ class MonitoringAlert(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
+    # Said by whoever resolves it: the rule fired without a real problem (the self-assessment
+    # reports the rules' false alarms).
+    false_alarm = models.BooleanField(default=False)
 
     objects = GovernedQuerySet.as_manager()
 

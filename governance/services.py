@@ -1503,14 +1503,18 @@ def _deployment_actor_check(actor: Actor, model: Any, permission: str, action: s
 
 
 @audited_change()
-def kill_switch_engage(*, actor: Actor, model: Any, reason: str) -> Deployment:
+def kill_switch_engage(*, actor: Actor, model: Any, reason: str, drill: bool = False) -> Deployment:
     """Stop a model trading at once: its live deployment is suspended, its version moves to
     suspended, and the trading permission answers not allowed from this commit on. Anyone
     holding ``engage_killswitch`` who sees the model, or a monitoring job, may pull it;
-    pulling it again changes nothing."""
+    pulling it again changes nothing. ``drill``: pulled to test the kill switch (RTS 6
+    Art. 12), which stops the model all the same; recorded on the deployment and in the
+    event, and counted apart from real stops by the annual self-assessment."""
     from models_registry import services as registry_services
 
     _deployment_actor_check(actor, model, "engage_killswitch", "pull the kill switch")
+    if not isinstance(drill, bool):
+        raise ValidationError({"drill": ["must be true or false"]})
     reason = _clean_text(reason, "reason", what="a reason")
     deployment = _live_deployment(model.pk, lock=True)
     if deployment is None:
@@ -1522,6 +1526,7 @@ def kill_switch_engage(*, actor: Actor, model: Any, reason: str) -> Deployment:
     deployment.status = Deployment.Status.SUSPENDED
     deployment.kill_switch_engaged = True
     deployment.kill_reason, deployment.killed_at, deployment.killed_by_label = reason, now, actor_label(actor)
+    deployment.kill_drill = drill
     deployment.save()
     record_event(
         actor=actor,

@@ -52,6 +52,7 @@ class MonitoringAlertSerializer(serializers.ModelSerializer):
             "resolved_by",
             "resolved_at",
             "resolution",
+            "false_alarm",
         ]
         read_only_fields = fields
 
@@ -65,4 +66,9 @@ class AlertResolveSerializer(serializers.Serializer):
         max_length=5000,
         help_text="What was found and what was done (required).",
         error_messages={"required": "a resolution (what was found and done) is required"},
+    )
+    false_alarm = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The rule fired without a real problem (counted per rule by the annual self-assessment).",
     )

@@ -140,4 +140,6 @@ class MonitoringAlertResolveView(_AlertActionView):
     input_serializer = s.AlertResolveSerializer
 
     def act(self, request: Request, alert: MonitoringAlert, data: dict[str, Any]) -> MonitoringAlert:
-        return anomaly_services.monitoring_alert_resolve(actor=request.user, alert=alert, resolution=data["resolution"])
+        return anomaly_services.monitoring_alert_resolve(
+            actor=request.user, alert=alert, resolution=data["resolution"], false_alarm=data["false_alarm"]
+        )

@@ -56,6 +56,7 @@ class DeploymentOutputSerializer(serializers.ModelSerializer):
             "signoff",
             "kill_switch_engaged",
             "kill_reason",
+            "kill_drill",
             "killed_at",
             "killed_by",
             "started_at",
@@ -72,3 +73,12 @@ class DeploymentActionResultSerializer(serializers.Serializer):
 
 class DeploymentReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why: recorded with the audit event.")
+
+
+class KillSwitchEngageSerializer(DeploymentReasonSerializer):
+    drill = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Pulled to test the kill switch (RTS 6 Art. 12): the model stops all the same; the annual "
+        "self-assessment counts tests apart from real stops.",
+    )

@@ -207,12 +207,13 @@ class _DeploymentActionView(APIView):
 
     permission_classes = [IsAuthenticated, _CanViewDeployments]
     service: Any = None
+    input_serializer: Any = s.DeploymentReasonSerializer
 
     def post(self, request: Request, model: str) -> Response:
         target = _visible_model(request, model)
-        data = s.DeploymentReasonSerializer(data=request.data)
+        data = self.input_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        deployment = self.service(actor=request.user, model=target, reason=data.validated_data["reason"])
+        deployment = self.service(actor=request.user, model=target, **data.validated_data)
         # The service forgets the cached permission when it commits; forgetting it here too makes
         # the answer the state after the action even when a caller's transaction is still open.
         selectors.forget_trading_permission(target.pk)
@@ -224,13 +225,13 @@ class _DeploymentActionView(APIView):
         )
 
 
-def _action_schema(summary: str, description: str) -> Any:
+def _action_schema(summary: str, description: str, request: Any = s.DeploymentReasonSerializer) -> Any:
     return extend_schema_view(
         post=extend_schema(
             summary=summary,
             description=description,
             parameters=[_MODEL],
-            request=s.DeploymentReasonSerializer,
+            request=request,
             responses={
                 200: s.DeploymentActionResultSerializer,
                 400: _REFUSED,
@@ -246,10 +247,13 @@ def _action_schema(summary: str, description: str) -> Any:
     "Pull the kill switch",
     "Stops the model trading at once: its live deployment and version are suspended and the permission answers "
     "not allowed. Needs governance.engage_killswitch (model owners, risk managers, compliance officers). Pulling "
-    "an engaged switch again changes nothing. An audit event (`kill_switch.engaged`).",
+    "an engaged switch again changes nothing. `drill: true` says it is pulled to test the switch (it stops the "
+    "model all the same). An audit event (`kill_switch.engaged`).",
+    request=s.KillSwitchEngageSerializer,
 )
 class KillSwitchEngageView(_DeploymentActionView):
     service = staticmethod(services.kill_switch_engage)
+    input_serializer = s.KillSwitchEngageSerializer
 
 
 @_action_schema(

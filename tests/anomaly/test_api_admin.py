@@ -88,6 +88,18 @@ def test_acknowledge_and_resolve_through_the_api(api, alert, owner, compliance, 
     assert api(risk_manager).post(resolve, {"resolution": "again"}, format="json").status_code == 409
     assert api(compliance).post(_url(alert.model_id, "/999999/resolve"), {"resolution": "x"}).status_code == 404
     assert Event.objects.filter(action="monitoring.alert_resolved", object_id=str(alert.pk)).count() == 1
+    assert done.json()["false_alarm"] is False
+
+
+def test_resolving_as_a_false_alarm_through_the_api(api, alert, risk_manager):
+    resolve = _url(alert.model_id, f"/{alert.pk}/resolve")
+    bad = api(risk_manager).post(resolve, {"resolution": "Stale feed.", "false_alarm": "perhaps"}, format="json")
+    assert bad.status_code == 400 and "false_alarm" in bad.json()
+    assert MonitoringAlert.objects.get().status == "open"
+    done = api(risk_manager).post(resolve, {"resolution": "Stale feed.", "false_alarm": True}, format="json")
+    assert done.status_code == 200 and done.json()["false_alarm"] is True
+    event = Event.objects.get(action="monitoring.alert_resolved", object_id=str(alert.pk))
+    assert event.after["false_alarm"] is True and event.before["false_alarm"] is False
 
 
 def test_the_admin_lists_open_alerts_first(client, alert, compliance, owner):
@@ -132,9 +144,11 @@ def test_admin_buttons_acknowledge_and_resolve(client, alert, compliance):
     assert b"Nothing was changed" in refused.content
     alert.refresh_from_db()
     assert alert.status == "acknowledged"
-    client.post(url, {"_alert": "resolve", "alert_text": "Data vendor outage; fixed."})
+    page = client.get(url)
+    assert b'name="alert_false_alarm"' in page.content
+    client.post(url, {"_alert": "resolve", "alert_text": "Data vendor outage; fixed.", "alert_false_alarm": "1"})
     alert.refresh_from_db()
-    assert (alert.status, alert.resolution) == ("resolved", "Data vendor outage; fixed.")
+    assert (alert.status, alert.resolution, alert.false_alarm) == ("resolved", "Data vendor outage; fixed.", True)
 
 
 def test_admin_list_action_acknowledges_open_alerts(client, alert, risk_manager):

@@ -171,7 +171,7 @@ def test_a_false_alarm_is_counted(generate, compliance, rolled_back, no_report_c
     """An alert resolved as a false alarm counts as resolved, acted on and false."""
     alert = MonitoringAlert.objects.get()
     anomaly_services.monitoring_alert_resolve(
-        actor=compliance, alert=alert, resolution="False alarm: the drop came from a stale price feed."
+        actor=compliance, alert=alert, resolution="The drop came from a stale price feed.", false_alarm=True
     )
     alert.refresh_from_db()
     report = generate(actor=compliance, report_type="self-assessment", **_year())
@@ -185,9 +185,38 @@ def test_a_false_alarm_is_counted(generate, compliance, rolled_back, no_report_c
     assert "false alarm" in pdf_text(reader)
 
 
+def test_a_resolution_that_reads_like_a_false_alarm_is_not_one_unless_flagged(
+    generate,
+    compliance,
+    rolled_back,  # noqa: F811
+    no_report_cert,
+):
+    """What counts is what the person resolving it said (the flag), not words in the text."""
+    alert = MonitoringAlert.objects.get()
+    anomaly_services.monitoring_alert_resolve(
+        actor=compliance, alert=alert, resolution="Not a false alarm: the model really degraded."
+    )
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    effectiveness = embedded_data(read_pdf(report))["body"]["effectiveness"]
+    assert (effectiveness["resolved"], effectiveness["false_alarms"]) == (1, 0)
+
+
+def test_an_engagement_is_a_test_only_when_recorded_as_a_drill(
+    generate, compliance, risk_manager, deployed_with_target
+):
+    version = deployed_with_target()
+    services.kill_switch_engage(actor=risk_manager, model=version.model, reason="Limit breach; not a drill.")
+    report = generate(actor=compliance, report_type="self-assessment", **_year())
+    controls = embedded_data(read_pdf(report))["body"]["controls"]
+    assert (controls["engagements"], controls["kill_switch_tests"]) == (1, [])
+    assert "No test of the kill switch is recorded" in controls["kill_switch_test_statement"]
+
+
 def test_a_kill_switch_drill_is_listed_as_a_test(generate, compliance, risk_manager, deployed_with_target):
     version = deployed_with_target()
-    services.kill_switch_engage(actor=risk_manager, model=version.model, reason="Quarterly kill switch drill.")
+    services.kill_switch_engage(
+        actor=risk_manager, model=version.model, reason="Quarterly kill switch exercise.", drill=True
+    )
     services.kill_switch_lift(actor=compliance, model=version.model, reason="Drill over.")
     report = generate(actor=compliance, report_type="self-assessment", **_year())
     reader = read_pdf(report)
@@ -195,4 +224,5 @@ def test_a_kill_switch_drill_is_listed_as_a_test(generate, compliance, risk_mana
     (drill,) = controls["kill_switch_tests"]
     seq = Event.objects.get(action="kill_switch.engaged").seq
     assert (drill["seq"], drill["actor"], controls["engagements"], controls["lifts"]) == (seq, "rhea", 1, 1)
-    assert "Quarterly kill switch drill." in pdf_text(reader)
+    assert "Quarterly kill switch exercise." in pdf_text(reader)
+    assert "recorded as a drill" in controls["kill_switch_test_statement"]

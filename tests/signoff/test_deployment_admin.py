@@ -83,6 +83,7 @@ def test_pull_lift_and_roll_back_through_the_buttons(
     assert any("kill switch pulled" in m and "not allowed" in m for m in _messages(response))
     rollbackable.refresh_from_db()
     assert rollbackable.kill_switch_engaged and rollbackable.status == "suspended"
+    assert not rollbackable.kill_drill  # the drill box was not ticked
     reason = selectors.trading_permission(model_id=model_id)["reason"]
     assert reason == "kill switch engaged: Desk reports runaway orders."
 
@@ -133,3 +134,15 @@ def test_refusals_are_messages_and_change_nothing(rollbackable, owner):
     rollbackable.refresh_from_db()
     assert not rollbackable.kill_switch_engaged
     assert Event.objects.filter(object_type="governance.deployment").count() == events
+
+
+def test_a_drill_through_the_button(rollbackable, owner):
+    page = _client(owner).get(_change(rollbackable)).content.decode()
+    assert 'name="deployment_drill"' in page
+    response = _client(owner).post(
+        _change(rollbackable),
+        {"_deployment": "engage", "deployment_reason": "Quarterly kill switch test.", "deployment_drill": "on"},
+    )
+    assert response.status_code == 302
+    rollbackable.refresh_from_db()
+    assert rollbackable.kill_switch_engaged and rollbackable.kill_drill

@@ -120,6 +120,20 @@ def test_the_kill_switch_flips_the_permission_at_once(
     assert Event.objects.get(action="kill_switch.engaged").reason == "Fat-finger alert."
 
 
+def test_a_kill_switch_drill_stops_the_model_and_is_recorded_as_one(api, deployed, owner):
+    url = f"{LIST}{deployed.model.pk}/kill-switch/"
+    bad = api(owner).post(url, {"reason": "Quarterly test.", "drill": "sometimes"}, format="json")
+    assert bad.status_code == 400 and "drill" in bad.json()
+    assert not Deployment.objects.get().kill_switch_engaged
+    response = api(owner).post(url, {"reason": "Quarterly test.", "drill": True}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["deployment"]["kill_drill"] is True and body["deployment"]["status"] == "suspended"
+    assert body["permission"]["allowed"] is False  # a drill stops the model all the same
+    event = Event.objects.get(action="kill_switch.engaged")
+    assert event.after["kill_drill"] is True and event.before["kill_drill"] is False
+
+
 def test_kill_switch_refusals_change_nothing(api, deployed, stranger, auditor, owner):
     model = deployed.model
     url = f"{LIST}{model.pk}/kill-switch/"

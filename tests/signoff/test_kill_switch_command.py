@@ -85,3 +85,14 @@ def test_refusals_and_bad_input(approved_version, owner):
         error = _fails(*args)
         assert (error.returncode, message in str(error)) == (code, True), (args, str(error))
     assert not Event.objects.filter(action__startswith="kill_switch").exists()
+
+
+def test_a_drill_from_the_terminal(deployed, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "ops-oncall")
+    out = _run(deployed.model.name, "--reason", "Quarterly kill switch test.", "--drill")
+    assert f"{deployed.model.name}: kill switch engaged (drill)." in out
+    deployment = Deployment.objects.get()
+    assert deployment.kill_switch_engaged and deployment.kill_drill
+    assert Event.objects.get(action="kill_switch.engaged").after["kill_drill"] is True
+    error = _fails(deployed.model.name, "--reason", "x", "--drill", "--lift", "--user", "chloe")
+    assert "--drill" in str(error) and error.returncode == 2

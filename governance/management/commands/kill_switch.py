@@ -44,6 +44,11 @@ class Command(BaseCommand):
         action = parser.add_mutually_exclusive_group()
         action.add_argument("--lift", action="store_true", help="Lift the kill switch (compliance officer).")
         action.add_argument("--rollback", action="store_true", help="Roll back to the rollback target.")
+        parser.add_argument(
+            "--drill",
+            action="store_true",
+            help="Engaging to test the kill switch (RTS 6 Art. 12): the model stops all the same; recorded as a test.",
+        )
 
     def _fail(self, message: str) -> CommandError:
         return CommandError(message, returncode=EXIT_BAD_INPUT)
@@ -68,14 +73,21 @@ class Command(BaseCommand):
             actor = get_user_model().objects.filter(username=options["user"], is_active=True).first()
             if actor is None:
                 raise self._fail(f"no active user {options['user']!r}")
+        if options["drill"] and (options["lift"] or options["rollback"]):
+            raise self._fail("--drill is for engaging the kill switch, not with --lift or --rollback")
+        extra: dict[str, Any] = {}
         if options["lift"]:
             service, done = services.kill_switch_lift, "kill switch lifted"
         elif options["rollback"]:
             service, done = services.deployment_rollback, "rolled back"
         else:
-            service, done = services.kill_switch_engage, "kill switch engaged"
+            service, done = (
+                services.kill_switch_engage,
+                "kill switch engaged (drill)" if options["drill"] else ("kill switch engaged"),
+            )
+            extra = {"drill": options["drill"]}
         try:
-            deployment = service(actor=actor, model=model, reason=reason)
+            deployment = service(actor=actor, model=model, reason=reason, **extra)
         except ValidationError as exc:
             raise self._fail("; ".join(exc.messages)) from exc
         except DomainError as exc:

@@ -14,7 +14,6 @@ the data says so plainly rather than leaving a gap or inventing one.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
@@ -35,10 +34,6 @@ from models_registry.models import Model, RiskAssessment
 DEFAULT_PERIOD_DAYS = 365
 SAFETY_ACTIONS = ("kill_switch.engaged", "kill_switch.lifted", "deployment.rolled_back")
 VALIDATION_ACTIONS = ("model_version.validate", "model_version.reject")
-# Resolutions that call an alert a false alarm: the system keeps the resolution as text only.
-FALSE_ALARM = re.compile(r"false[ -](alarm|positive)|no real (drop|problem|issue)", re.IGNORECASE)
-# An engagement whose reason calls it a test or drill: the system has no separate flag for tests.
-KILL_SWITCH_TEST = re.compile(r"\b(test|tested|testing|drill|exercise)\b", re.IGNORECASE)
 # The roles that hold a step of RTS 6 Annex I's approval chain, in its order.
 CHAIN = (
     ("risk", "Author: risk management function", Role.RISK_MANAGER),
@@ -77,6 +72,8 @@ def _event_row(event: Event) -> dict[str, Any]:
         "action": event.action,
         "object": event.object_repr or f"{event.object_type}:{event.object_id}",
         "reason": event.reason,
+        # Said by whoever pulled it (kill_switch_engage(drill=True)), recorded in the event.
+        "drill": event.action == "kill_switch.engaged" and bool((event.after or {}).get("kill_drill")),
     }
 
 
@@ -88,7 +85,7 @@ def _events(start: dt.datetime, end: dt.datetime, up_to: int, condition: Q) -> l
 
 def _alert_row(alert: MonitoringAlert) -> dict[str, Any]:
     acted = alert.acknowledged_at or alert.resolved_at
-    false_alarm = alert.status == MonitoringAlert.Status.RESOLVED and bool(FALSE_ALARM.search(alert.resolution))
+    false_alarm = alert.status == MonitoringAlert.Status.RESOLVED and alert.false_alarm
     return {
         "id": alert.pk,
         "model": alert.model.name,
@@ -322,7 +319,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         for key, title, role in CHAIN
     ]
     engaged = [e for e in safety if e["action"] == "kill_switch.engaged"]
-    tests = [e for e in engaged if KILL_SWITCH_TEST.search(e["reason"] or "")]
+    tests = [e for e in engaged if e["drill"]]
     return {
         "period": period,
         "scope": {
@@ -345,11 +342,11 @@ def build(ctx: BuildContext) -> dict[str, Any]:
             "rollbacks": sum(1 for e in safety if e["action"] == "deployment.rolled_back"),
             "kill_switch_tests": tests,
             "kill_switch_test_statement": (
-                f"{len(tests)} engagement{'s' if len(tests) != 1 else ''} of the kill switch recorded as a test "
-                "(its reason calls it a test or drill: the system has no separate flag for tests)."
+                f"{len(tests)} engagement{'s' if len(tests) != 1 else ''} of the kill switch recorded as a drill "
+                "(a test of the switch, said so by whoever pulled it)."
                 if tests
-                else "No test of the kill switch is recorded in the period: no engagement's reason calls it a test "
-                "or drill (the system has no separate flag for tests), so every engagement is counted as a real one."
+                else "No test of the kill switch is recorded in the period: no engagement was recorded as a drill, "
+                "so every engagement is counted as a real stop."
             ),
             "stress_test_statement": (
                 "No stress test at twice the highest volumes of the previous six months (RTS 6 Art. 10) is "
