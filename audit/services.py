@@ -322,58 +322,40 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
         leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
         entry_hash = sha256(prev + leaf).digest()
         leaf_hex, prev_hex, entry_hex = leaf.hex(), prev.hex(), entry_hash.hex()
-        # In the order of Event's concrete fields (``_event_columns`` checks it).
-        event_rows.append(
-            [
-                seq,
-                timestamp_db,
-                content["actor_id"],
-                content["actor_label"],
-                content["action"],
-                content["object_type"],
-                content["object_id"],
-                content["object_repr"],
-                content["before_text"],
-                content["after_text"],
-                content["reason"],
-                content["request_id"],
-                address_db,
-                content["policy_set_hash"],
-                leaf_hex,
-                prev_hex,
-                entry_hex,
-                text,
-            ]
+        # In the order of Event's concrete fields (``_event_columns`` checks it): the values
+        # as Python holds them, for the returned event ...
+        values = [
+            seq,
+            timestamp,
+            content["actor_id"],
+            content["actor_label"],
+            content["action"],
+            content["object_type"],
+            content["object_id"],
+            content["object_repr"],
+            content["before"],
+            content["after"],
+            content["reason"],
+            content["request_id"],
+            content["client_address"],
+            content["policy_set_hash"],
+            leaf_hex,
+            prev_hex,
+            entry_hex,
+            text,
+        ]
+        # ... built positionally (much cheaper than keyword arguments; ``from_db`` marks it as
+        # saved in this database), and as the database takes them: the timestamp and address
+        # adapted, the snapshots as their RFC 8785 text.
+        events.append(Event.from_db(connection.alias, None, values))
+        values[1], values[8], values[9], values[12] = (
+            timestamp_db,
+            content["before_text"],
+            content["after_text"],
+            address_db,
         )
+        event_rows.append(values)
         _fold_leaf(frontier, leaf, seq - 1, closed)
-        # Positional, in field order: much cheaper than keyword arguments (``from_db``
-        # marks the instance as saved in this database).
-        events.append(
-            Event.from_db(
-                connection.alias,
-                None,
-                (
-                    seq,
-                    timestamp,
-                    content["actor_id"],
-                    content["actor_label"],
-                    content["action"],
-                    content["object_type"],
-                    content["object_id"],
-                    content["object_repr"],
-                    content["before"],
-                    content["after"],
-                    content["reason"],
-                    content["request_id"],
-                    content["client_address"],
-                    content["policy_set_hash"],
-                    leaf_hex,
-                    prev_hex,
-                    entry_hex,
-                    text,
-                ),
-            )
-        )
         prev = entry_hash
 
     node_fields = [TreeNode._meta.get_field(name) for name in ("level", "index", "hash")]
