@@ -89,7 +89,7 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, inventory_d
     row = by_name["eq-policy"]
     assert row["deployment"]["phase"] == live.phase == "shadow"
     assert row["deployment"]["capital_limit"] == str(live.capital_limit) == "5000000.00"
-    assert "1.0.0shadow(active)" in squeezed and "5000000.00USD" in squeezed
+    assert "1.0.0shadow(active)" in squeezed and "5,000,000.00USD" in squeezed
     open_findings = Finding.objects.filter(version=inventory_data, status="open")
     assert row["open_findings"] == {"total": open_findings.count(), "critical": 0, "high": 1, "medium": 1, "low": 0}
     assert re.search(r"Open findings\s+2 \(critical 0, high 1, medium 1, low 0\)", text)
@@ -100,18 +100,24 @@ def test_key_figures_in_the_pdf_text_equal_the_stored_values(issued, inventory_d
     assert [d["name"] for d in row["inputs"]["datasets"]] == ["prices-training", "prices-validation", "prices-test"]
     # Rows refer to datasets by reference; the annex names each once, with the models using it.
     annex = {d["ref"]: (d["name"], d["roles"], d["models"]) for d in body["datasets"]}
+    # Numbered in the order the rows name them (training, validation, test): a row reads D1, D2, D3.
     assert annex == {
-        "D1": ("prices-test", ["test"], 1),
-        "D2": ("prices-training", ["training"], 1),
-        "D3": ("prices-validation", ["validation"], 1),
+        "D1": ("prices-training", ["training"], 1),
+        "D2": ("prices-validation", ["validation"], 1),
+        "D3": ("prices-test", ["test"], 1),
     }
-    assert [d["ref"] for d in row["inputs"]["datasets"]] == ["D2", "D3", "D1"]
-    assert "D2,D3,D1;" in squeezed and "D1prices-testtest1" in squeezed
+    assert [d["ref"] for d in row["inputs"]["datasets"]] == ["D1", "D2", "D3"]
+    assert "D1,D2,D3;" in squeezed and "D3prices-testtest1" in squeezed
 
     # Approved and deployed with no risk assessment: the validation is overdue (never done).
     assert row["last_validation"] is None and row["validation_overdue"] is True
     assert [(o["model"], o["version"], o["due"]) for o in body["overdue"]] == [("eq-policy", "1.0.0", None)]
-    assert "eq-policy1.0.0(deployed)3,365daysnever;duenow" in squeezed
+    assert "eq-policy1.0.0(deployed)3,365daysnever;duenownevervalidated" in squeezed
+    # The row names the overdue version (its last validation may be another version's).
+    assert row["overdue_version"] == "1.0.0 never validated" and "OVERDUE1.0.0nevervalidated" in squeezed
+    # The status summary lists only the statuses that have models, with no dangling comma.
+    assert not re.search(r",\s*\n?\s*(With a live deployment|In use|Retired)", text)
+    assert "notacountofmodels" in squeezed
 
     # Exceptions: the approval under PERF-EVIDENCE-02 (granted by rhea and chloe), and the tier override.
     exceptions = {(e["model"], e["kind"], e["rule"]) for e in body["exceptions"]}

@@ -361,6 +361,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         next_due = None
         validation_state = "not scheduled (no version in use)"
         is_overdue = False
+        overdue_note = ""
         if due_dates:
             never = [version for due, version in due_dates if due is None]
             if never:
@@ -373,6 +374,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 is_overdue = overdue_due < now
                 validation_state = "overdue" if is_overdue else "scheduled"
             if is_overdue:
+                overdue_note = overdue_version["version"] + (
+                    " never validated" if overdue_version["last_assessed_at"] is None else ""
+                )
                 overdue.append(
                     {
                         "model_id": model_id,
@@ -483,6 +487,8 @@ def build(ctx: BuildContext) -> dict[str, Any]:
                 "next_validation_due": iso(next_due),
                 "validation_state": validation_state,
                 "validation_overdue": is_overdue,
+                # Which version is overdue (the last validation may be another version's).
+                "overdue_version": overdue_note,
                 "open_findings": {
                     "total": sum(open_counts.values()),
                     **{severity: open_counts.get(severity, 0) for severity in SEVERITIES},
@@ -507,7 +513,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
 
     # Datasets are named once, in the annex, and referred to by D1, D2... in the rows: most
     # models share a few datasets, and a name in every row costs lines (and layout time).
-    dataset_names = sorted({d["name"] for r in rows for d in r["inputs"]["datasets"]})
+    # Numbered in the order the rows first name them (training, validation, test), so that a
+    # row reads D1, D2, D3 rather than an alphabetical jumble.
+    dataset_names = list(dict.fromkeys(d["name"] for r in rows for d in r["inputs"]["datasets"]))
     references = {name: f"D{n}" for n, name in enumerate(dataset_names, start=1)}
     dataset_use: dict[str, dict[str, Any]] = {
         name: {"ref": references[name], "name": name, "roles": set(), "models": 0} for name in dataset_names
@@ -542,6 +550,8 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         }
         for group, members in STATUS_GROUPS.items()
     ]
+    for group in statuses:
+        group["present"] = [s for s in group["statuses"] if s["models"]]
     requester = report.requested_by
     # The same test as the registry's scope: oversight roles see every model.
     sees_all = requester.is_superuser or requester.has_perm("models_registry.oversee_model")
