@@ -77,8 +77,19 @@ def test_dumps_equals_rfc8785(value):
     assert _ours(canonical.dumps, value) == _rfc8785(value)
 
 
+def _refusal_as_one(outcome: tuple[str, object]) -> tuple[str, object]:
+    """rfc8785 refuses a lone surrogate with CanonicalizationError in a string value but with
+    UnicodeEncodeError in an object key (it sorts keys by their UTF-16 encoding first); both
+    are the same refusal, which is what document_text's caller must see."""
+    if outcome == ("error", UnicodeEncodeError):
+        return "error", rfc8785.CanonicalizationError
+    return outcome
+
+
 @settings(max_examples=500, deadline=None)
 @given(_json, st.booleans(), st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
+@example({"\ud800": None}, False, (",", ":"), False)  # found by hypothesis in CI: a lone surrogate key
+@example({"k": "\ud800"}, False, (",", ":"), False)
 def test_document_text_equals_rfc8785_of_the_decoded_document(value, ascii_only, separators, spaces):
     try:
         document = json.dumps(value, ensure_ascii=ascii_only, separators=separators)
@@ -86,7 +97,7 @@ def test_document_text_equals_rfc8785_of_the_decoded_document(value, ascii_only,
         return
     if spaces:
         document = f" {document}\n"
-    assert _ours(_document_bytes, document) == _rfc8785(json.loads(document))
+    assert _ours(_document_bytes, document) == _refusal_as_one(_rfc8785(json.loads(document)))
 
 
 @pytest.mark.parametrize(
