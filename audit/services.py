@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -168,12 +169,18 @@ def _lock_head(connection: BaseDatabaseWrapper, count: int) -> tuple[int, str, l
                 frontier = json.loads(raw_frontier) if isinstance(raw_frontier, str | bytes) else raw_frontier
                 return new_size - count, last_entry_hash, frontier
             if attempt == 0:
-                # Only an empty log may start a head (a fresh or flushed database); a missing
-                # head beside existing events means the log was tampered with.
-                if Event.objects.exists():
-                    raise RuntimeError("the audit head row is missing while events exist; run audit_verify")
-                Head.objects.get_or_create(pk=1)
+                _start_head()
     raise RuntimeError("the audit head row could not be locked")
+
+
+def _start_head() -> None:
+    """Create the head row of an empty log (a fresh or flushed database).
+
+    A missing head beside existing events means the log was tampered with: refused.
+    """
+    if Event.objects.exists():
+        raise RuntimeError("the audit head row is missing while events exist; run audit_verify")
+    Head.objects.get_or_create(pk=1)
 
 
 _EVENT_ROW = (
@@ -288,9 +295,9 @@ def _execute_writes(connection: BaseDatabaseWrapper, inserts: list[list[Statemen
 def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) -> list[Event]:
     """Append ``entries`` in order under one head lock.
 
-    Statements: one UPDATE that locks and reads the head, multi-row INSERTs of the events and
-    of the subtrees they close, one UPDATE of the head (on PostgreSQL the INSERTs travel with
-    it). Everything that does not depend on the head is prepared before the lock is taken.
+    Everything that does not depend on the head is prepared before the lock is taken. On
+    PostgreSQL the server appends them in one call (``audit_append``, migration 0008); elsewhere
+    ``_append_in_python`` does the same work in the application.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -299,7 +306,18 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
         return []
     ctx = context.current()
     contents = [_content(actor, ctx, entry) for entry in entries]
+    if _appends_in_database(connection):
+        return _append_in_database(connection, contents)
+    return _append_in_python(connection, contents)
 
+
+def _append_in_python(connection: BaseDatabaseWrapper, contents: list[dict[str, Any]]) -> list[Event]:
+    """The append in the application: the reference implementation, and SQLite's.
+
+    Statements: one UPDATE that locks and reads the head, multi-row INSERTs of the events and
+    of the subtrees they close, one UPDATE of the head (on PostgreSQL the INSERTs travel with
+    it).
+    """
     event_fields, placeholders = _event_columns(connection)
     # Every entry shares the request's client address: adapted for the column once.
     address = contents[0]["client_address"]
@@ -371,6 +389,126 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
         [prev.hex(), Head._meta.get_field("frontier").get_db_prep_save(new_frontier, connection)],
     )
     _execute_writes(connection, inserts, head_update)
+    return events
+
+
+# The database append finishes each event's canonical text from "seq" on (seq, timestamp and
+# version are its last three keys in RFC 8785's order); it writes version 1.
+_DATABASE_APPEND_VERSION = 1
+_PROBE_TIMESTAMP = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PROBE_TIMESTAMP_TEXT = hashing.format_timestamp(_PROBE_TIMESTAMP)
+_PROBE_TAIL = f',"seq":0,"timestamp":"{_PROBE_TIMESTAMP_TEXT}","v":{_DATABASE_APPEND_VERSION}}}'
+_APPEND_FUNCTION = "audit_append(jsonb, inet, timestamptz)"
+_APPEND_SQL = "SELECT o_size, o_timestamp, o_leaf, o_prev, o_entry FROM audit_append(%s::jsonb, %s::inet, %s)"
+# The content keys of an event's array for ``audit_append``, after its canonical prefix.
+_DATABASE_COLUMNS = (
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "before_text",
+    "after_text",
+    "reason",
+    "request_id",
+    "policy_set_hash",
+)
+# JSON text of the events for the server: one string parameter, cheap to send.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+def _appends_in_database(connection: BaseDatabaseWrapper) -> bool:
+    """Whether this database appends events itself: PostgreSQL with ``audit_append`` installed
+    and UTF-8 text (the server hashes the text's UTF-8 bytes).
+
+    Asked once per connection wrapper once the answer is yes; until then (a database being
+    migrated) on every append, which keeps to the Python append.
+    """
+    if connection.vendor != "postgresql" or hashing.CANONICAL_VERSION != _DATABASE_APPEND_VERSION:
+        return False
+    if getattr(connection, "_audit_appends_in_database", False):
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regprocedure(%s) IS NOT NULL AND current_setting('server_encoding') = 'UTF8'",
+            [_APPEND_FUNCTION],
+        )
+        available = bool(cursor.fetchone()[0])
+    if available:
+        connection._audit_appends_in_database = True
+    return available
+
+
+def _canonical_prefix(content: dict[str, Any]) -> str:
+    """The event's canonical text up to ``,"seq":``, for the database to finish.
+
+    Written by the same code as the whole text (and so refused for the same inputs), with a
+    probe seq and timestamp that are then cut off.
+    """
+    text = _canonical_event_text({"seq": 0, "timestamp": _PROBE_TIMESTAMP, **content}, _PROBE_TIMESTAMP_TEXT)
+    if not text.endswith(_PROBE_TAIL):
+        raise RuntimeError("an event's canonical text does not end with its seq, timestamp and version")
+    return text[: -len(_PROBE_TAIL)]
+
+
+def _append_in_database(connection: BaseDatabaseWrapper, contents: list[dict[str, Any]]) -> list[Event]:
+    """The append as one call of the server's ``audit_append`` per batch of up to 500 events.
+
+    One round trip per event instead of two: the head is locked, and the seqs, timestamp,
+    hashes, subtrees and new head computed, where the data is. The returned events are built
+    from what the server says it wrote.
+    """
+    prefixes = [_canonical_prefix(content) for content in contents]
+    address = contents[0]["client_address"]
+    address_db = Event._meta.get_field("client_address").get_db_prep_save(address, connection)
+    now = timezone.now()
+    events: list[Event] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(contents), _MAX_ROWS_PER_INSERT):
+            chunk = contents[start : start + _MAX_ROWS_PER_INSERT]
+            payload = _to_json(
+                [
+                    [prefix, *(content[key] for key in _DATABASE_COLUMNS)]
+                    for prefix, content in zip(prefixes[start : start + _MAX_ROWS_PER_INSERT], chunk, strict=True)
+                ]
+            )
+            params = [payload, address_db, now]
+            cursor.execute(_APPEND_SQL, params)
+            row = cursor.fetchone()
+            if row is None:
+                _start_head()
+                cursor.execute(_APPEND_SQL, params)
+                row = cursor.fetchone()
+                if row is None:
+                    raise RuntimeError("the audit head row could not be locked")
+            size, timestamp, leaves, prevs, entries = row
+            tail = f'","v":{_DATABASE_APPEND_VERSION}}}'
+            timestamp_text = hashing.format_timestamp(timestamp)
+            for offset, content in enumerate(chunk):
+                seq = size + offset + 1
+                text = f'{prefixes[start + offset]},"seq":{seq},"timestamp":"{timestamp_text}{tail}'
+                values = [
+                    seq,
+                    timestamp,
+                    content["actor_id"],
+                    content["actor_label"],
+                    content["action"],
+                    content["object_type"],
+                    content["object_id"],
+                    content["object_repr"],
+                    content["before"],
+                    content["after"],
+                    content["reason"],
+                    content["request_id"],
+                    content["client_address"],
+                    content["policy_set_hash"],
+                    leaves[offset],
+                    prevs[offset],
+                    entries[offset],
+                    text,
+                ]
+                events.append(Event.from_db(connection.alias, None, values))
     return events
 
 

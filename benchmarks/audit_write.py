@@ -6,7 +6,9 @@ Compares, on identical models (``benchmarks/benchapp``), the same service-style 
 * ``ours``: plus ``audit.services.record_event`` with before/after snapshots, as the
   product's services do,
 * ``auditlog``, ``simple_history``, ``pghistory`` (PostgreSQL only): recorded by those
-  libraries, with the actor set the way each library expects.
+  libraries, with the actor set the way each library expects,
+* ``ours_python`` (PostgreSQL only): ``ours`` with the append done by the application, as
+  on SQLite, instead of the server's ``audit_append`` (decision 0017).
 
 Each operation is its own ``transaction.atomic()`` (one request = one transaction), so
 the commit is part of the cost. Every repetition starts from the same fresh database and
@@ -22,9 +24,11 @@ Results and method: docs/benchmarks.md ("Audited writes").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,7 @@ RECORDS = {
     "auditlog": "LogEntry with the changed fields' old/new values (create: all fields), actor; no chain",
     "simple_history": "full copy of the row after the change, actor, type; no before, no chain",
     "pghistory": "full copy of the row after the change (trigger), context row with the actor; no chain",
+    "ours_python": "as ours, appended by the application in two round trips instead of audit_append (PostgreSQL)",
 }
 
 
@@ -168,7 +173,32 @@ def _variants(actor: Any, desk: Any) -> dict[str, Variant]:
                 return self.model.pgh_event_model.objects.count() + Context.objects.count()
 
         variants["pghistory"] = Pghistory("pghistory", m.PghistoryItem, actor, desk)
+
+        class OursInPython(Ours):
+            # The same append done by the application (two round trips), as on SQLite: what the
+            # server-side append (audit_append, decision 0017) saves, measured in the same run.
+            def create(self, i: int) -> int:
+                with _appending_in_python():
+                    return super().create(i)
+
+            def update(self, pk: int, revision: int) -> None:
+                with _appending_in_python():
+                    super().update(pk, revision)
+
+        variants["ours_python"] = OursInPython("ours_python", m.OurItem, actor, desk)
     return variants
+
+
+@contextlib.contextmanager
+def _appending_in_python() -> Iterator[None]:
+    from audit import services
+
+    in_database = services._appends_in_database
+    services._appends_in_database = lambda connection: False
+    try:
+        yield
+    finally:
+        services._appends_in_database = in_database
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
