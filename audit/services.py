@@ -311,6 +311,40 @@ def _append(actor: Actor | AnonymousUser | None, entries: Sequence[EventEntry]) 
     return _append_in_python(connection, contents)
 
 
+def _event_values(
+    seq: int,
+    timestamp: dt.datetime,
+    content: dict[str, Any],
+    leaf_hex: str,
+    prev_hex: str,
+    entry_hex: str,
+    text: str,
+) -> list[Any]:
+    """An event's values in the order of Event's concrete fields (``_event_columns`` checks it),
+    as Python holds them: for ``Event.from_db``, which builds the returned event positionally
+    (much cheaper than keyword arguments) and marks it as saved in this database."""
+    return [
+        seq,
+        timestamp,
+        content["actor_id"],
+        content["actor_label"],
+        content["action"],
+        content["object_type"],
+        content["object_id"],
+        content["object_repr"],
+        content["before"],
+        content["after"],
+        content["reason"],
+        content["request_id"],
+        content["client_address"],
+        content["policy_set_hash"],
+        leaf_hex,
+        prev_hex,
+        entry_hex,
+        text,
+    ]
+
+
 def _append_in_python(connection: BaseDatabaseWrapper, contents: list[dict[str, Any]]) -> list[Event]:
     """The append in the application: the reference implementation, and SQLite's.
 
@@ -340,32 +374,10 @@ def _append_in_python(connection: BaseDatabaseWrapper, contents: list[dict[str, 
         leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
         entry_hash = sha256(prev + leaf).digest()
         leaf_hex, prev_hex, entry_hex = leaf.hex(), prev.hex(), entry_hash.hex()
-        # In the order of Event's concrete fields (``_event_columns`` checks it): the values
-        # as Python holds them, for the returned event ...
-        values = [
-            seq,
-            timestamp,
-            content["actor_id"],
-            content["actor_label"],
-            content["action"],
-            content["object_type"],
-            content["object_id"],
-            content["object_repr"],
-            content["before"],
-            content["after"],
-            content["reason"],
-            content["request_id"],
-            content["client_address"],
-            content["policy_set_hash"],
-            leaf_hex,
-            prev_hex,
-            entry_hex,
-            text,
-        ]
-        # ... built positionally (much cheaper than keyword arguments; ``from_db`` marks it as
-        # saved in this database), and as the database takes them: the timestamp and address
-        # adapted, the snapshots as their RFC 8785 text.
+        values = _event_values(seq, timestamp, content, leaf_hex, prev_hex, entry_hex, text)
         events.append(Event.from_db(connection.alias, None, values))
+        # ... and as the database takes them: the timestamp and address adapted, the
+        # snapshots as their RFC 8785 text.
         values[1], values[8], values[9], values[12] = (
             timestamp_db,
             content["before_text"],
@@ -488,26 +500,7 @@ def _append_in_database(connection: BaseDatabaseWrapper, contents: list[dict[str
             for offset, content in enumerate(chunk):
                 seq = size + offset + 1
                 text = f'{prefixes[start + offset]},"seq":{seq},"timestamp":"{timestamp_text}{tail}'
-                values = [
-                    seq,
-                    timestamp,
-                    content["actor_id"],
-                    content["actor_label"],
-                    content["action"],
-                    content["object_type"],
-                    content["object_id"],
-                    content["object_repr"],
-                    content["before"],
-                    content["after"],
-                    content["reason"],
-                    content["request_id"],
-                    content["client_address"],
-                    content["policy_set_hash"],
-                    leaves[offset],
-                    prevs[offset],
-                    entries[offset],
-                    text,
-                ]
+                values = _event_values(seq, timestamp, content, leaves[offset], prevs[offset], entries[offset], text)
                 events.append(Event.from_db(connection.alias, None, values))
     return events
 
