@@ -1,28 +1,52 @@
 """Audited write overhead through the product's own services: N ``model_create`` and N
-``model_update`` calls (models_registry.services), with the audit log and without it.
+``model_update`` calls (models_registry.services), with the audit log, without it, and with
+the comparison libraries recording the history instead.
 
 ``audit_write.py`` compares a bare model write with the same write plus ``record_event``
 (and with the history libraries). This script measures what the issue's words name, "a
 governed object through services, with the audit log vs without": the same service calls,
 by a model owner on their desk (as the API makes them: permission and scope checks,
-``full_clean``, the write, the visibility check), once as the product runs them and once
-with the audit log taken out:
+``full_clean``, the write, the visibility check), as the product runs them, with the audit
+log taken out, and with the audit log taken out and a library tracking the model instead:
 
-* ``audited``: the services as they are;
 * ``unaudited``: ``record_event`` replaced by a function that only tells the governed-write
   guard that the row's event was written (so the guard, which would otherwise refuse the
   write, passes) and writes nothing: no event, no tree node, no head update, no canonical
   text or hashes. The snapshots the services take before calling ``record_event`` stay
   (``model_update`` compares them to skip a write that changes nothing), so this baseline
-  keeps about 40-50 µs per write of work that only the audit needs.
+  keeps about 40-50 µs per write of work that only the audit needs;
+* ``audited``: the services as they are;
+* ``auditlog``, ``simple_history``, ``pghistory`` (PostgreSQL only): ``unaudited`` plus
+  django-auditlog, django-simple-history or django-pghistory recording the history of
+  ``models_registry.Model``, the model the services write. Each is told the actor once per
+  service call, as its middleware would once per request: ``auditlog.context.set_actor``,
+  the request simple-history reads the user from (what ``HistoryRequestMiddleware`` sets;
+  the services leave no instance to put ``_history_user`` on), ``pghistory.context(user=...)``.
+
+The libraries' history models of ``Model`` live in the benchmark app
+(``benchmarks/benchapp/service_history.py``, loaded only because this script sets
+``BENCH_SERVICE_HISTORY``; the product's code and migrations are untouched), so their
+(empty) tables are in every variant's database, but only a library variant has its library
+recording: switched on before its timed loops and off once its writes are counted, in this
+one process. auditlog is registered for ``Model`` and unregistered (its registry connects
+and disconnects its signal receivers); simple-history's receivers, disconnected at
+start-up, are connected and disconnected again; pghistory's triggers, kept out of the
+template, are installed in the variant's fresh database. In every other variant no
+receiver or trigger of theirs is on ``Model``, so ``unaudited`` and ``audited`` do what
+they did before the library variants existed. Every variant makes the same calls the same
+way: the library variants inside their actor context, the others inside a no-op one
+(``nullcontext``, well under a microsecond a call).
 
 Each call is its own transaction (the service's). Every variant of every repetition starts
 from the same fresh database (the same migrated template: its audit log holds the
 migrations' and the seed's events), in a rotated order; ratios are taken within a
-repetition.
+repetition. History rows per write count what each variant left in every store (our
+events and tree nodes, each library's rows), over all the writes it made.
 
+    .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/audit_write_service.py --db sqlite --n 10000 --repeat 3
     .venv/bin/python benchmarks/audit_write_service.py --db postgres --n 10000 --repeat 3
+    .venv/bin/python benchmarks/audit_write_service.py --db sqlite --only unaudited audited
 
 Results and method: docs/benchmarks.md ("Audited writes through the services").
 """
@@ -35,7 +59,7 @@ import os
 import statistics
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -51,7 +75,15 @@ from benchmarks.audit_write_common import (
     timed,
 )
 
-VARIANTS = ("unaudited", "audited")
+LIBRARIES = ("auditlog", "simple_history", "pghistory")
+VARIANTS = ("unaudited", "audited", *LIBRARIES)
+RECORDS = {
+    "unaudited": "nothing (record_event only tells the guard)",
+    "audited": "event with before+after snapshots, actor, request id; hash chain; Merkle tree nodes",
+    "auditlog": "LogEntry with the changed fields' old/new values (create: all fields), actor; no chain",
+    "simple_history": "full copy of the row after the change, actor, type; no before, no chain",
+    "pghistory": "full copy of the row after the change (trigger), context row with the actor; no chain",
+}
 OWNER = "bench-owner"
 DESK = "bench-desk"
 PASSWORD = "bench-owner-password-1"
@@ -66,6 +98,21 @@ def seed() -> None:
     actor = SystemActor("benchmark")
     desk = org.desk_create(actor=actor, code=DESK, name="Benchmark desk")
     org.user_create(actor=actor, username=OWNER, password=PASSWORD, roles=[Role.MODEL_OWNER], desk=desk)
+
+
+def seed_template() -> None:
+    """The seed, in a database where no library records ``Model`` (pghistory's triggers,
+    which ``create_benchmark_tables`` has just installed with every other, are taken out)."""
+    from benchmarks.benchapp import service_history
+
+    service_history.remove_triggers()
+    seed()
+
+
+def variants_supported() -> tuple[str, ...]:
+    from django.conf import settings
+
+    return VARIANTS if settings.BENCH_POSTGRES else tuple(v for v in VARIANTS if v != "pghistory")
 
 
 @contextmanager
@@ -86,6 +133,39 @@ def audit_log_taken_out() -> Iterator[None]:
         yield
     finally:
         services.record_event = original
+
+
+@contextmanager
+def recording(variant: str) -> Iterator[None]:
+    """What records the history during ``variant``: our audit log, nothing, or a library."""
+    from benchmarks.benchapp import service_history
+
+    if variant == "audited":
+        yield
+        return
+    with audit_log_taken_out():
+        if variant == "unaudited":
+            yield
+        else:
+            with service_history.recording(variant):
+                yield
+
+
+def actor_context(variant: str) -> Callable[[Any], AbstractContextManager[Any]]:
+    """Around each service call: how the variant's library learns the actor (ours: from the call)."""
+    from benchmarks.benchapp import service_history
+
+    if variant in LIBRARIES:
+        return lambda user: service_history.as_actor(variant, user)
+    return lambda user: nullcontext()
+
+
+def history_rows() -> dict[str, int]:
+    """Rows in every history store: our events and tree nodes, and each library's rows of ``Model``."""
+    from audit.models import Event, TreeNode
+    from benchmarks.benchapp import service_history
+
+    return {"events": Event.objects.count(), "tree_nodes": TreeNode.objects.count(), **service_history.history_rows()}
 
 
 def _create(owner: Any, desk: Any, name: str, i: int) -> Any:
@@ -122,40 +202,47 @@ def _update(owner: Any, model: Any, revision: int) -> Any:
 def _run_variant(variant: str, n: int, count_ops: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
-    from audit.models import Event
     from governance.models import Desk
 
     owner = get_user_model().objects.get(username=OWNER)
     desk = Desk.objects.get(code=DESK)
-    wrap: Callable[[], Any] = audit_log_taken_out if variant == "unaudited" else _no_change
-    events_before = Event.objects.count()
+    as_actor = actor_context(variant)
+
+    def create(name: str, i: int) -> Any:
+        with as_actor(owner):
+            return _create(owner, desk, name, i)
+
+    def update(model: Any, revision: int) -> Any:
+        with as_actor(owner):
+            return _update(owner, model, revision)
+
+    rows_before = history_rows()
     out: dict[str, Any] = {"create_wall": [], "create_cpu": [], "update_wall": [], "update_cpu": []}
-    with wrap():
+    with recording(variant):
         with timed(out["create_wall"], out["create_cpu"]):
-            models = [_create(owner, desk, f"{variant}-{i:06d}", i) for i in range(n)]
+            models = [create(f"{variant}-{i:06d}", i) for i in range(n)]
         with timed(out["update_wall"], out["update_cpu"]):
             for revision, model in enumerate(models, start=1):
-                _update(owner, model, revision)
-        extra = [_create(owner, desk, f"{variant}-extra-{i:06d}", n + i) for i in range(count_ops)]
-        out["create_queries"] = count_queries(lambda: _create(owner, desk, f"{variant}-counted", 2 * n))
-        out["update_queries"] = count_queries(lambda: _update(owner, extra[0], n + 1))
-    out["events_per_write"] = (Event.objects.count() - events_before) / (2 * n + count_ops + 2)
+                update(model, revision)
+        # Counted apart from the timed loops: capturing queries slows them down.
+        extra = [create(f"{variant}-extra-{i:06d}", n + i) for i in range(count_ops)]
+        out["create_queries"] = count_queries(lambda: create(f"{variant}-counted", 2 * n))
+        out["update_queries"] = count_queries(lambda: update(extra[0], n + 1))
+    writes = 2 * n + count_ops + 2
+    rows_after = history_rows()
+    out["history_rows"] = {store: (rows_after[store] - rows_before[store]) / writes for store in rows_after}
+    out["history_rows_per_write"] = sum(out["history_rows"].values())
+    out["events_per_write"] = out["history_rows"]["events"]
     return {key: value[0] if isinstance(value, list) else value for key, value in out.items()}
 
 
-@contextmanager
-def _no_change() -> Iterator[None]:
-    yield
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import time
-
     fresh = FreshDatabase()
-    fresh.prepare(seed)
-    result: dict[str, Any] = {"environment": environment(), "n": args.n, "repetitions": []}
+    fresh.prepare(seed_template)
+    names = list(args.only)
+    result: dict[str, Any] = {"environment": environment(), "n": args.n, "variants": names, "repetitions": []}
     for repetition in range(args.repeat):
-        order = list(VARIANTS[repetition % 2 :] + VARIANTS[: repetition % 2])
+        order = names[repetition % len(names) :] + names[: repetition % len(names)]
         rep: dict[str, Any] = {"order": order, "load": {}}
         for variant in order:
             fresh.restore()
@@ -164,40 +251,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"repetition {repetition + 1} {variant}: {json.dumps(rep[variant])}", flush=True)
         result["repetitions"].append(rep)
         if args.json:
+            # After every repetition, so that an interrupted run still leaves its numbers.
             args.json.write_text(json.dumps(result, indent=2))
-        time.sleep(0)
     return result
+
+
+def _rows_per_write(run: dict[str, Any]) -> float:
+    # Results saved before the library variants counted our events only.
+    return run.get("history_rows_per_write", run["events_per_write"])
 
 
 def report(result: dict[str, Any]) -> str:
     n = result["n"]
     reps = result["repetitions"]
+    variants = [v for v in VARIANTS if v in reps[0]]
     lines = [
         f"{n:,} creates and {n:,} updates per variant, {len(reps)} repetition(s); "
-        "ratio = audited / unaudited within a repetition, median (best)",
+        "ratio = variant / unaudited within a repetition, median (best)",
         "",
         "| workload | variant | wall s, best / median | ms/write (median) | x unaudited wall | "
-        "CPU µs/write (median) | x unaudited CPU | queries/write | events/write |",
+        "CPU µs/write (median) | x unaudited CPU | queries/write | history rows/write |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for workload in ("create", "update"):
-        for variant in VARIANTS:
+        for variant in variants:
             walls = [rep[variant][f"{workload}_wall"] for rep in reps]
             cpus = [rep[variant][f"{workload}_cpu"] for rep in reps]
-            wall_ratios = [rep[variant][f"{workload}_wall"] / rep["unaudited"][f"{workload}_wall"] for rep in reps]
-            cpu_ratios = [rep[variant][f"{workload}_cpu"] / rep["unaudited"][f"{workload}_cpu"] for rep in reps]
-            ratio = (
-                "-" if variant == "unaudited" else (f"{statistics.median(wall_ratios):.2f} ({min(wall_ratios):.2f})")
-            )
-            cpu_ratio = (
-                "-" if variant == "unaudited" else (f"{statistics.median(cpu_ratios):.2f} ({min(cpu_ratios):.2f})")
-            )
+            ratio = cpu_ratio = "-"
+            if variant != "unaudited" and "unaudited" in variants:
+                wall_ratios = [rep[variant][f"{workload}_wall"] / rep["unaudited"][f"{workload}_wall"] for rep in reps]
+                cpu_ratios = [rep[variant][f"{workload}_cpu"] / rep["unaudited"][f"{workload}_cpu"] for rep in reps]
+                ratio = f"{statistics.median(wall_ratios):.2f} ({min(wall_ratios):.2f})"
+                cpu_ratio = f"{statistics.median(cpu_ratios):.2f} ({min(cpu_ratios):.2f})"
             lines.append(
                 f"| {workload}s | `{variant}` | {min(walls):.2f} / {statistics.median(walls):.2f} | "
                 f"{statistics.median(walls) / n * 1000:.3f} | {ratio} | {statistics.median(cpus) / n * 1e6:,.0f} | "
                 f"{cpu_ratio} | {reps[-1][variant][f'{workload}_queries']} | "
-                f"{reps[-1][variant]['events_per_write']:.2f} |"
+                f"{_rows_per_write(reps[-1][variant]):.2f} |"
             )
+    lines.append("")
+    for variant in variants:
+        stores = reps[-1][variant].get("history_rows", {"events": reps[-1][variant]["events_per_write"]})
+        written = " + ".join(f"{per_write:.2f} {store}" for store, per_write in stores.items() if per_write) or "none"
+        lines.append(f"- `{variant}`: {RECORDS[variant]} (rows/write: {written})")
     loads = [load for rep in reps for load in rep["load"].values()]
     lines.append("")
     lines.append(f"load average (1 min) at the start of each variant: {min(loads):.2f}-{max(loads):.2f}")
@@ -210,13 +306,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="creates, then as many updates, per variant")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--count-ops", type=int, default=16, help="extra creates before counting queries")
+    parser.add_argument(
+        "--only", nargs="+", choices=VARIANTS, help="variants to run (default: all the database supports)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here (after every repetition)")
     parser.add_argument("--report", type=Path, help="only print the table of results saved with --json")
     args = parser.parse_args(argv)
     if args.report:
         print(report(json.loads(args.report.read_text())))
         return
+    # The libraries' history models of models_registry.Model (benchmarks/benchapp/service_history.py).
+    os.environ["BENCH_SERVICE_HISTORY"] = "1"
     setup_django(args)
+    supported = variants_supported()
+    unsupported = sorted(set(args.only or ()) - set(supported))
+    if unsupported:
+        parser.error(f"not on this database: {', '.join(unsupported)} (pghistory needs PostgreSQL)")
+    args.only = [v for v in supported if v in args.only] if args.only else list(supported)
     result = run(args)
     print(json.dumps(result["environment"], indent=2))
     print(report(result))

@@ -1,6 +1,7 @@
 """Benchmark-only settings: the product's settings plus the audit libraries we compare against.
 
-Used by ``benchmarks/audit_write.py`` and ``benchmarks/audit_write_bulk.py`` only. The
+Used by ``benchmarks/audit_write.py``, ``benchmarks/audit_write_bulk.py`` and
+``benchmarks/audit_write_service.py`` only. The
 libraries (django-auditlog, django-simple-history, django-pghistory) come from the
 ``bench`` extra (``pip install -e '.[bench]'``) and are never installed apps of the product.
 

@@ -4,9 +4,15 @@ The fields mirror ``models_registry.Model`` (text, choices-like codes, a decimal
 two foreign keys, timestamps) so that snapshots, diffs and history rows are the size the
 product writes. ``BenchDesk`` stands in for ``governance.Desk``, which is governed
 itself and may only be written by its service.
+
+With ``BENCH_SERVICE_HISTORY`` set (by ``benchmarks/audit_write_service.py`` only), the
+libraries' history models of the product's own ``models_registry.Model`` are added too:
+see ``service_history.py``.
 """
 
 from __future__ import annotations
+
+import os
 
 from django.conf import settings
 from django.db import models
@@ -68,3 +74,10 @@ if settings.BENCH_POSTGRES:
     @pghistory.track()
     class PghistoryItem(Item):
         """Tracked by django-pghistory's triggers (insert and update events)."""
+
+
+if os.environ.get("BENCH_SERVICE_HISTORY"):
+    # Set only by benchmarks/audit_write_service.py: the libraries' history models of the
+    # product's own Model, for its library variants. Imported here so that they are models of
+    # this app, made while the app registry loads; without the variable nothing changes.
+    from benchmarks.benchapp import service_history  # noqa: F401
