@@ -5,6 +5,7 @@ rows, canonical texts, hashes, tree nodes and head."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 import pytest
 from django.db import connection, transaction
@@ -16,6 +17,7 @@ from audit import context, services
 from audit.models import Event, Head
 from audit.services import EventEntry, SystemActor, record_event, record_events
 from audit.verify import verify_log
+from tests.audit.test_snapshots_as_json_text import _migrate
 
 pytestmark = [
     pytest.mark.django_db,
@@ -182,3 +184,46 @@ def test_a_missing_head_is_started_only_for_an_empty_log(monkeypatch):
         finally:
             cursor.execute("ALTER TABLE audit_head ENABLE TRIGGER audit_head_no_delete")
     assert Head.objects.exists()
+
+
+def _function_text() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_functiondef(to_regprocedure('audit_append(jsonb, inet, timestamptz)'))")
+        return cursor.fetchone()[0]
+
+
+def test_the_previous_version_of_the_function_writes_the_same(monkeypatch):
+    # Migration 0010 rewrote audit_append with fewer statements: from the same state, 0008's
+    # version and this one write the same rows, tree nodes and head.
+    previous = importlib.import_module("audit.migrations.0008_append_function").FUNCTION
+    monkeypatch.setattr(services.timezone, "now", lambda: LATER)
+    with transaction.atomic():
+        record_event(actor=ACTOR, action="test.seed", object_type="x")
+        savepoint = transaction.savepoint()
+        assert "frontier = v_frontier" in _function_text()
+        returned_now = record_events(actor=ACTOR, entries=_awkward_entries(777))
+        state_now = _state()
+        transaction.savepoint_rollback(savepoint)
+        with connection.cursor() as cursor:
+            cursor.execute(previous)
+        assert "frontier = v_frontier" not in _function_text()
+        returned_before = record_events(actor=ACTOR, entries=_awkward_entries(777))
+        state_before = _state()
+        transaction.set_rollback(True)
+    assert state_now == state_before
+    assert [e.entry_hash for e in returned_now] == [e.entry_hash for e in returned_before]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0010_is_reversed_to_the_previous_function():
+    _migrate("0009_event_no_pattern_indexes")
+    try:
+        assert "frontier = v_frontier" not in _function_text()
+        with transaction.atomic():
+            record_events(actor=ACTOR, entries=_awkward_entries(5))
+    finally:
+        _migrate(None)
+    assert "frontier = v_frontier" in _function_text()
+    with transaction.atomic():
+        record_events(actor=ACTOR, entries=_awkward_entries(5))
+    assert verify_log().ok
