@@ -1,8 +1,9 @@
 """``audit_append`` with fewer statements per call (docs/decisions/0017).
 
 The same result, byte for byte, as 0008's version and as the Python append
-(tests/audit/test_append_in_database.py); measured about 10% less server time per
-single-event call (docs/benchmarks.md):
+(tests/audit/test_append_in_database.py); measured with pgbench at about 13% less server
+time per single-event call with ``synchronous_commit=off`` and 5% with it on, where the WAL
+flush takes the rest (docs/benchmarks.md):
 
 - the previous event's timestamp is read in the statement that locks the head, not in a
   statement of its own;
